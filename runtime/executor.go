@@ -26,6 +26,7 @@ type Options struct {
 type Executor struct {
 	g       *Graph
 	threads int
+	static  map[string]bool // graph inputs whose values decide shapes
 
 	mu    sync.Mutex
 	plans map[string]*Plan
@@ -74,8 +75,26 @@ func NewExecutor(g *Graph, opts Options) (*Executor, error) {
 	if threads <= 0 {
 		threads = goruntime.NumCPU()
 	}
-	return &Executor{g: eg, threads: threads, plans: map[string]*Plan{}}, nil
+	return &Executor{g: eg, threads: threads, static: staticInputs(eg), plans: map[string]*Plan{}}, nil
 }
+
+// staticInputs finds the graph inputs read at an OpSpec.StaticInputs
+// position of some node.
+func staticInputs(g *Graph) map[string]bool {
+	out := map[string]bool{}
+	for _, n := range g.Nodes {
+		spec, _ := LookupOp(n.Domain, n.OpType)
+		for _, i := range spec.StaticInputs {
+			if name := n.Input(i); name != "" && g.IsInput(name) {
+				out[name] = true
+			}
+		}
+	}
+	return out
+}
+
+// maxStaticElements bounds a static input (a shape-like tensor).
+const maxStaticElements = 1 << 12
 
 // Graph returns the executor's (optimised) graph. Do not modify it.
 func (e *Executor) Graph() *Graph { return e.g }
@@ -110,13 +129,26 @@ func (e *Executor) Run(ctx context.Context, inputs map[string]*Tensor) (map[stri
 		ctx = context.Background()
 	}
 	shapes := make(map[string][]int, len(inputs))
+	var statics map[string]*Tensor
 	for name, t := range inputs {
 		if t == nil {
 			return nil, fmt.Errorf("input %q is nil", name)
 		}
 		shapes[name] = t.Shape
+		if e.static[name] {
+			if err := checkData(t); err != nil {
+				return nil, fmt.Errorf("input %q: %w", name, err)
+			}
+			if t.Len() > maxStaticElements {
+				return nil, fmt.Errorf("input %q decides output shapes and must be small (at most %d values), it has %d", name, maxStaticElements, t.Len())
+			}
+			if statics == nil {
+				statics = map[string]*Tensor{}
+			}
+			statics[name] = t
+		}
 	}
-	p, err := e.Plan(shapes)
+	p, err := e.plan(shapes, statics)
 	if err != nil {
 		return nil, err
 	}
@@ -127,17 +159,22 @@ func (e *Executor) Run(ctx context.Context, inputs map[string]*Tensor) (map[stri
 
 // Plan returns the compiled plan for the given input shapes, compiling it on
 // first use.
-func (e *Executor) Plan(shapes map[string][]int) (*Plan, error) {
+func (e *Executor) Plan(shapes map[string][]int) (*Plan, error) { return e.plan(shapes, nil) }
+
+func (e *Executor) plan(shapes map[string][]int, statics map[string]*Tensor) (*Plan, error) {
 	if err := e.checkInputs(shapes); err != nil {
 		return nil, err
 	}
 	key := shapeKey(shapes)
+	for _, name := range sortedNames(statics) {
+		key += fmt.Sprintf("%s=%v%v%v%v;", name, statics[name].I64, statics[name].I32, statics[name].F32, statics[name].B)
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if p, ok := e.plans[key]; ok {
 		return p, nil
 	}
-	p, err := compilePlan(e.g, shapes, e.threads)
+	p, err := compilePlan(e.g, shapes, e.threads, planMode{statics: statics})
 	if err != nil {
 		return nil, err
 	}
@@ -148,6 +185,15 @@ func (e *Executor) Plan(shapes map[string][]int) (*Plan, error) {
 	e.plans[key] = p
 	e.order = append(e.order, key)
 	return p, nil
+}
+
+func sortedNames[T any](m map[string]T) []string {
+	names := make([]string, 0, len(m))
+	for n := range m {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
 }
 
 func shapeKey(shapes map[string][]int) string {
@@ -163,10 +209,12 @@ func shapeKey(shapes map[string][]int) string {
 	return b.String()
 }
 
-func (e *Executor) checkInputs(shapes map[string][]int) error {
+func (e *Executor) checkInputs(shapes map[string][]int) error { return checkInputsOf(e.g, shapes) }
+
+func checkInputsOf(g *Graph, shapes map[string][]int) error {
 	want := map[string]ValueInfo{}
-	for _, in := range e.g.Inputs {
-		if _, isParam := e.g.Params[in.Name]; !isParam {
+	for _, in := range g.Inputs {
+		if _, isParam := g.Params[in.Name]; !isParam {
 			want[in.Name] = in
 		}
 	}

@@ -24,6 +24,10 @@ type ExecContext struct {
 	// as long as the largest WorkspaceSize any kernel of the plan asked for.
 	// Its contents are undefined on entry.
 	Workspace []float32
+	// Seed varies from run to run of a training forward; kernels with
+	// randomness (Dropout) derive their streams from it and their node, so
+	// results do not depend on thread scheduling.
+	Seed uint64
 }
 
 // Kernel is a node compiled for concrete input shapes. Run reads in and
@@ -59,11 +63,45 @@ type (
 // the node's name and op type.
 type CompileFunc func(n *Node, in []ValueMeta) (Kernel, []ValueMeta, error)
 
+// GradKernel is the backward of a compiled node. It reads the forward
+// inputs and outputs and the gradients of the outputs (gradOut[i] is nil
+// where no gradient flows: treat it as zero) and ADDS the gradients of the
+// inputs into gradIn (gradIn[i] is nil where input i needs no gradient).
+type GradKernel interface {
+	Backward(ctx *ExecContext, in, out, gradOut, gradIn []*Tensor) error
+}
+
+// GradKernelFunc adapts a function to the GradKernel interface.
+type GradKernelFunc func(ctx *ExecContext, in, out, gradOut, gradIn []*Tensor) error
+
+// Backward calls f.
+func (f GradKernelFunc) Backward(ctx *ExecContext, in, out, gradOut, gradIn []*Tensor) error {
+	return f(ctx, in, out, gradOut, gradIn)
+}
+
+// GradCompileFunc compiles the backward of a node for the same input
+// metadata its forward was compiled with; out is the forward's output
+// metadata and needGrad[i] says which inputs need a gradient. Inputs that
+// are not differentiable (indices, shapes) never have needGrad set.
+type GradCompileFunc func(n *Node, in, out []ValueMeta, needGrad []bool) (GradKernel, error)
+
 // OpSpec registers one operator.
 type OpSpec struct {
 	Type    string
 	Domain  string // "" for the default ONNX domain
 	Compile CompileFunc
+	// Grad compiles the backward; nil for ops that are not differentiable.
+	// Ops whose kernel is an Aliaser need none: the executor passes the
+	// gradient through the view itself.
+	Grad GradCompileFunc
+	// StaticInputs lists input indices whose values decide output shapes
+	// (Reshape's shape, Slice's starts...). When such an input is a graph
+	// input, the executor plans with its value known, one plan per distinct
+	// value, so that kernels always see it as a constant.
+	StaticInputs []int
+	// NonDiff lists input indices that never carry gradients (indices,
+	// shapes, axes); the executor does not ask for them.
+	NonDiff []int
 	// MinInputs and MaxInputs bound the number of inputs (MaxInputs 0 means
 	// no upper bound); Outputs is the maximum number of outputs (0: 1).
 	MinInputs, MaxInputs, Outputs int

@@ -20,6 +20,8 @@ type Plan struct {
 
 	threads   int
 	vals      []*Tensor // by value index; constants and buffers preassigned
+	index     map[string]int // value name -> index into vals
+	metas     []ValueMeta    // by value index, as compiled
 	inputs    map[string]int
 	outputs   []outSlot
 	steps     []step
@@ -32,6 +34,7 @@ type outSlot struct {
 }
 
 type step struct {
+	node   int // index into Plan.Nodes
 	kernel Kernel
 	alias  bool // output 0 is a view of in[aliasIn]
 	in     []int
@@ -43,6 +46,7 @@ type step struct {
 // value is the planning state of one named value.
 type value struct {
 	meta    ValueMeta
+	fixed   *Tensor // a variable parameter: its own tensor, not a buffer
 	buf     int // index into buffers, -1 for none (const or graph input)
 	lastUse int
 	pinned  bool // graph output: never reused
@@ -54,21 +58,43 @@ type buffer struct {
 	refs  int // live values using it
 }
 
-func compilePlan(g *Graph, shapes map[string][]int, threads int) (*Plan, error) {
-	p := &Plan{threads: threads, inputs: map[string]int{}}
-	index := map[string]int{}
+// planMode selects how a plan treats parameters and buffers.
+type planMode struct {
+	// variables: trainable parameters are read from their tensors at every
+	// run (never folded or prepacked), so in-place updates are seen.
+	variables bool
+	// keep: no buffer reuse; every value keeps its own buffer after the run
+	// (the backward pass reads them).
+	keep bool
+	// statics: graph inputs planned as constants with these values.
+	statics map[string]*Tensor
+}
+
+func compilePlan(g *Graph, shapes map[string][]int, threads int, mode planMode) (*Plan, error) {
+	p := &Plan{threads: threads, inputs: map[string]int{}, index: map[string]int{}}
 	var vals []*value
+	index := p.index
 	add := func(name string, v *value) int {
 		index[name] = len(vals)
 		vals = append(vals, v)
 		return len(vals) - 1
 	}
 	for _, name := range g.ParamNames() {
-		t := g.Params[name].T
+		prm := g.Params[name]
+		t := prm.T
+		if mode.variables && prm.Trainable {
+			add(name, &value{meta: ValueMeta{DType: t.DType, Shape: t.Shape}, fixed: t, buf: -1})
+			continue
+		}
 		add(name, &value{meta: ValueMeta{DType: t.DType, Shape: t.Shape, Const: t}, buf: -1})
 	}
 	for _, in := range g.Inputs {
 		if _, isParam := g.Params[in.Name]; isParam {
+			continue
+		}
+		if t, ok := mode.statics[in.Name]; ok {
+			c := t.Clone()
+			add(in.Name, &value{meta: ValueMeta{DType: c.DType, Shape: c.Shape, Const: c}, buf: -1})
 			continue
 		}
 		p.inputs[in.Name] = add(in.Name, &value{meta: ValueMeta{DType: in.DType, Shape: shapes[in.Name]}, buf: -1})
@@ -85,7 +111,7 @@ func compilePlan(g *Graph, shapes map[string][]int, threads int) (*Plan, error) 
 	var steps []pending
 	wsSize := 0
 	ctx := context.Background()
-	for ni, n := range g.Nodes {
+	for _, n := range g.Nodes {
 		metas := make([]ValueMeta, len(n.Inputs))
 		inIdx := make([]int, len(n.Inputs))
 		allConst := true
@@ -154,7 +180,7 @@ func compilePlan(g *Graph, shapes map[string][]int, threads int) (*Plan, error) 
 		if w, ok := k.(WorkspaceUser); ok && w.WorkspaceSize() > wsSize {
 			wsSize = w.WorkspaceSize()
 		}
-		st := pending{kernel: k, in: inIdx, node: ni}
+		st := pending{kernel: k, in: inIdx, node: len(p.Nodes) - 1}
 		if a, ok := k.(Aliaser); ok && len(n.Outputs) == 1 {
 			st.alias = true
 			ai := a.AliasInput()
@@ -204,7 +230,7 @@ func compilePlan(g *Graph, shapes map[string][]int, threads int) (*Plan, error) 
 	var free []int
 	release := func(vi int) {
 		v := vals[vi]
-		if v.buf < 0 || v.pinned {
+		if v.buf < 0 || v.pinned || mode.keep {
 			return
 		}
 		b := bufs[v.buf]
@@ -275,10 +301,14 @@ func compilePlan(g *Graph, shapes map[string][]int, threads int) (*Plan, error) 
 		storage[i] = New(b.dtype, b.size)
 	}
 	p.vals = make([]*Tensor, len(vals))
+	p.metas = make([]ValueMeta, len(vals))
 	for vi, v := range vals {
+		p.metas[vi] = v.meta
 		switch {
 		case v.meta.Const != nil:
 			p.vals[vi] = v.meta.Const
+		case v.fixed != nil:
+			p.vals[vi] = v.fixed
 		case v.buf >= 0:
 			p.vals[vi] = view(storage[v.buf], v.meta)
 		default:
@@ -288,7 +318,7 @@ func compilePlan(g *Graph, shapes map[string][]int, threads int) (*Plan, error) 
 	}
 	p.workspace = make([]float32, wsSize)
 	for _, st := range steps {
-		s := step{kernel: st.kernel, alias: st.alias, in: st.in, out: st.out,
+		s := step{node: st.node, kernel: st.kernel, alias: st.alias, in: st.in, out: st.out,
 			inT: make([]*Tensor, len(st.in)), outT: make([]*Tensor, len(st.out))}
 		for i, vi := range st.out {
 			if vi >= 0 {
@@ -334,6 +364,19 @@ func shareData(dst, src *Tensor) {
 }
 
 func (p *Plan) run(ctx context.Context, inputs map[string]*Tensor) (map[string]*Tensor, error) {
+	out, err := p.runNoCopy(ctx, inputs, 0)
+	if err != nil {
+		return nil, err
+	}
+	for name, t := range out {
+		out[name] = t.Clone()
+	}
+	return out, nil
+}
+
+// runNoCopy runs the plan and returns its own output tensors. seed is
+// passed to kernels (ExecContext.Seed) for training-mode randomness.
+func (p *Plan) runNoCopy(ctx context.Context, inputs map[string]*Tensor, seed uint64) (map[string]*Tensor, error) {
 	for name, vi := range p.inputs {
 		t, ok := inputs[name]
 		if !ok {
@@ -351,7 +394,7 @@ func (p *Plan) run(ctx context.Context, inputs map[string]*Tensor) (map[string]*
 		}
 		shareData(want, t)
 	}
-	ec := &ExecContext{Ctx: ctx, Threads: p.threads, Workspace: p.workspace}
+	ec := &ExecContext{Ctx: ctx, Threads: p.threads, Workspace: p.workspace, Seed: seed}
 	for si := range p.steps {
 		st := &p.steps[si]
 		if err := ctx.Err(); err != nil {
@@ -369,28 +412,14 @@ func (p *Plan) run(ctx context.Context, inputs map[string]*Tensor) (map[string]*
 			continue
 		}
 		if err := st.kernel.Run(ec, st.inT, st.outT); err != nil {
-			return nil, fmt.Errorf("%v: %w", p.Nodes[p.nodeOf(si)].Node, err)
+			return nil, fmt.Errorf("%v: %w", p.Nodes[st.node].Node, err)
 		}
 	}
 	out := make(map[string]*Tensor, len(p.outputs))
 	for _, o := range p.outputs {
-		out[o.name] = p.vals[o.idx].Clone()
+		out[o.name] = p.vals[o.idx]
 	}
 	return out, nil
-}
-
-// nodeOf maps a step index to its node index (steps skip folded nodes).
-func (p *Plan) nodeOf(si int) int {
-	k := -1
-	for i, pn := range p.Nodes {
-		if !pn.Folded {
-			k++
-			if k == si {
-				return i
-			}
-		}
-	}
-	return 0
 }
 
 // checkData verifies that a tensor's data slice matches its shape.
