@@ -363,3 +363,82 @@ func uniqueName(g *Graph, base string) string {
 	}
 	return name
 }
+
+// MakeBatchDynamic turns a model exported for one fixed batch size into one
+// that takes any batch: the first dimension of every graph input and output
+// becomes dynamic, and every Reshape whose constant target shape starts with
+// the old batch size (and whose data is computed from the inputs) gets -1
+// there (0, "copy the input's", when the shape already has a -1). It returns
+// the number of Reshape nodes changed. Exporters such as CNTK's write the
+// batch size into Reshape shapes; this is what makes such models trainable
+// and evaluable in batches.
+func MakeBatchDynamic(g *Graph) int {
+	batch := -1
+	for i, in := range g.Inputs {
+		if _, isParam := g.Params[in.Name]; isParam || len(in.Shape) == 0 {
+			continue
+		}
+		if in.Shape[0] >= 0 {
+			if batch < 0 {
+				batch = in.Shape[0]
+			}
+			g.Inputs[i].Shape = append([]int{-1}, in.Shape[1:]...)
+			g.Inputs[i].DimNames = batchDimName(in)
+		}
+	}
+	for i, out := range g.Outputs {
+		if len(out.Shape) > 0 && out.Shape[0] >= 0 {
+			g.Outputs[i].Shape = append([]int{-1}, out.Shape[1:]...)
+			g.Outputs[i].DimNames = batchDimName(out)
+		}
+	}
+	if batch < 0 {
+		return 0
+	}
+	// Values computed from graph inputs (not constants).
+	dynamic := map[string]bool{}
+	for _, in := range g.Inputs {
+		if _, isParam := g.Params[in.Name]; !isParam {
+			dynamic[in.Name] = true
+		}
+	}
+	changed := 0
+	for _, n := range g.Nodes {
+		dyn := false
+		for _, in := range n.Inputs {
+			dyn = dyn || dynamic[in]
+		}
+		if !dyn {
+			continue
+		}
+		for _, o := range n.Outputs {
+			dynamic[o] = true
+		}
+		if n.OpType != "Reshape" || n.Domain != "" {
+			continue
+		}
+		p, ok := g.Params[n.Input(1)]
+		if !ok || p.T.DType != Int64 || p.T.Len() == 0 || p.T.I64[0] != int64(batch) || !dynamic[n.Input(0)] {
+			continue
+		}
+		shape := append([]int64{}, p.T.I64...)
+		shape[0] = -1
+		for _, d := range p.T.I64[1:] {
+			if d == -1 {
+				shape[0] = 0
+			}
+		}
+		name := uniqueName(g, n.Input(1)+"_dynamic_batch")
+		g.AddParam(name, FromInt64(shape, len(shape)), false)
+		n.Inputs[1] = name
+		changed++
+	}
+	return changed
+}
+
+func batchDimName(vi ValueInfo) []string {
+	names := make([]string, len(vi.Shape))
+	copy(names, vi.DimNames)
+	names[0] = "N"
+	return names
+}

@@ -33,8 +33,7 @@ type TrainOptions struct {
 type GradExecutor struct {
 	g       *Graph // structure of its own, parameter tensors shared
 	threads int
-	seed    uint64
-	step    uint64
+	seed    uint64 // set by SetSeed for the next training forward
 	state   []stateUpdate // running statistics written back after a training forward
 
 	mu      sync.Mutex
@@ -150,6 +149,25 @@ func (g *Graph) shareParams() *Graph {
 // given to NewGradExecutor.
 func (e *GradExecutor) Graph() *Graph { return e.g }
 
+// SetSeed sets the seed of the random parts (Dropout masks) of the next
+// training forwards. A trainer sets it from its own seed and step number, so
+// that a resumed run draws the same masks as an uninterrupted one.
+func (e *GradExecutor) SetSeed(seed uint64) {
+	e.mu.Lock()
+	e.seed = seed
+	e.mu.Unlock()
+}
+
+// TrainingState lists the parameters a training forward changes besides the
+// trainable ones (BatchNormalization running statistics), for checkpoints.
+func (e *GradExecutor) TrainingState() []string {
+	var names []string
+	for _, su := range e.state {
+		names = append(names, su.param)
+	}
+	return names
+}
+
 // ErrNoForward is returned by Backward before any training forward.
 var ErrNoForward = errors.New("runtime: Backward called before a training Forward")
 
@@ -182,8 +200,7 @@ func (e *GradExecutor) Forward(ctx context.Context, inputs map[string]*Tensor, t
 		}
 		e.plans[key] = gp
 	}
-	e.step++
-	out, err := gp.plan.runNoCopy(ctx, inputs, e.seed^(e.step*0x9e3779b97f4a7c15))
+	out, err := gp.plan.runNoCopy(ctx, inputs, e.seed)
 	if err != nil {
 		return nil, err
 	}

@@ -101,6 +101,8 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			evalCommand(),
 			benchCommand(),
 			convertCommand(),
+			finetuneCommand(),
+			modelsCommand(),
 			versionCommand(),
 		},
 	}

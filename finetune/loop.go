@@ -1,0 +1,502 @@
+package finetune
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"time"
+
+	"github.com/compressml/compress/data"
+	rt "github.com/compressml/compress/runtime"
+)
+
+// Train fine-tunes g in place on train (and validates on val, or on a
+// Config.ValSplit hold-out of train when val is nil). Which parameters
+// train is decided by their Trainable flags (see FreezeSpec); the graph's
+// first input takes the examples and its first output is the loss's input.
+func Train(ctx context.Context, g *rt.Graph, train, val data.Dataset, cfg Config) (*Result, error) {
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	loss, err := NewLoss(cfg.Loss, cfg.LabelSmoothing, cfg.ClassWeights)
+	if err != nil {
+		return nil, err
+	}
+	opt, err := NewOptimizer(cfg.Optimizer)
+	if err != nil {
+		return nil, err
+	}
+	groups := make([]struct {
+		p  Pattern
+		lr float64
+	}, len(cfg.Groups))
+	for i, gr := range cfg.Groups {
+		p, err := ParsePattern(gr.Pattern)
+		if err != nil {
+			return nil, err
+		}
+		groups[i].p, groups[i].lr = p, gr.LR
+	}
+	if val == nil && cfg.ValSplit > 0 {
+		train, val = SplitValidation(train, cfg.ValSplit, cfg.Seed)
+	}
+	if train.Len() == 0 {
+		return nil, fmt.Errorf("no training examples")
+	}
+	inputs := realInputs(g)
+	if len(inputs) != 1 || len(g.Outputs) == 0 {
+		return nil, fmt.Errorf("training needs a model with one input and at least one output; this one has %d inputs", len(inputs))
+	}
+	exShape := inputs[0].Shape[1:]
+	for _, d := range exShape {
+		if d < 0 {
+			exShape = nil // let the data decide
+		}
+	}
+	var trainable []string
+	for _, name := range g.ParamNames() {
+		if g.Params[name].Trainable {
+			trainable = append(trainable, name)
+		}
+	}
+	if len(trainable) == 0 {
+		return nil, fmt.Errorf("every parameter is frozen: nothing to train (check --freeze, --freeze-until and --train-only)")
+	}
+
+	t := &trainer{g: g, cfg: cfg, loss: loss, opt: opt, trainable: trainable, input: inputs[0].Name, output: g.Outputs[0].Name, exShape: exShape}
+	for _, name := range trainable {
+		lr := cfg.LR
+		for _, gr := range groups {
+			if gr.p.Match(name) {
+				lr = gr.lr
+				break
+			}
+		}
+		t.lrMult = append(t.lrMult, lr/cfg.LR)
+	}
+	if err := t.setup(ctx, train, val); err != nil {
+		return nil, err
+	}
+	return t.run(ctx)
+}
+
+type trainer struct {
+	g         *rt.Graph
+	cfg       Config
+	loss      Loss
+	opt       Optimizer
+	trainable []string
+	lrMult    []float64
+	input     string // the training graph's input (a frontier value when cached)
+	output    string
+	exShape   []int
+
+	ex               *rt.GradExecutor
+	trainSrc, valSrc source
+	state            []string // parameters a training forward changes (BN statistics)
+	cached           bool
+}
+
+// source yields the batches of one epoch in a fixed order.
+type source interface {
+	Len() int
+	// epoch returns a channel of the batches of an epoch from batch start
+	// on, in the order perm gives (nil: data-set order).
+	epoch(ctx context.Context, perm []int, start int) <-chan batchOrErr
+}
+
+type batchOrErr struct {
+	inputs map[string]*rt.Tensor
+	labels []int
+	err    error
+}
+
+func (t *trainer) setup(ctx context.Context, train, val data.Dataset) error {
+	tg := t.g
+	if t.cfg.CacheFrozen {
+		prefix, suffix, frontier, err := SplitFrozen(t.g)
+		if err != nil {
+			return err
+		}
+		if prefix != nil {
+			ptrain, err := cachePrefix(ctx, prefix, frontier, train, t.exShape, t.cfg)
+			if err != nil {
+				return err
+			}
+			t.trainSrc = ptrain
+			for k, f := range frontier {
+				suffix.Inputs = append(suffix.Inputs, rt.ValueInfo{Name: f, DType: rt.Float32, Shape: append([]int{-1}, ptrain.shapes[k]...)})
+			}
+			if val != nil {
+				if t.valSrc, err = cachePrefix(ctx, prefix, frontier, val, t.exShape, t.cfg); err != nil {
+					return err
+				}
+			}
+			tg, t.cached = suffix, true
+		}
+	}
+	if !t.cached {
+		t.trainSrc = &loaderSource{ds: train, input: t.input, shape: t.exShape, cfg: t.cfg}
+		if val != nil {
+			t.valSrc = &loaderSource{ds: val, input: t.input, shape: t.exShape, cfg: t.cfg}
+		}
+	}
+	ex, err := rt.NewGradExecutor(tg, rt.TrainOptions{Threads: t.cfg.Threads, Seed: t.cfg.Seed})
+	if err != nil {
+		return err
+	}
+	t.ex = ex
+	t.state = ex.TrainingState()
+	return nil
+}
+
+// loaderSource batches a data set through data.Loader, with a goroutine
+// preparing the next batch while the current one trains.
+type loaderSource struct {
+	ds    data.Dataset
+	input string
+	shape []int
+	cfg   Config
+}
+
+func (s *loaderSource) Len() int { return s.ds.Len() }
+
+func (s *loaderSource) epoch(ctx context.Context, perm []int, start int) <-chan batchOrErr {
+	ch := make(chan batchOrErr, 1)
+	go func() {
+		defer close(ch)
+		ds := s.ds
+		if perm != nil {
+			ds = &data.Subset{DS: s.ds, Indices: perm}
+		}
+		l, err := data.NewLoader(ds, data.LoaderOptions{BatchSize: s.cfg.BatchSize, Shape: s.shape, Preprocess: s.cfg.Preprocess})
+		if err != nil {
+			ch <- batchOrErr{err: err}
+			return
+		}
+		var ring [3]*data.Batch
+		for i := start; i < l.NumBatches(); i++ {
+			b, err := l.Batch(i, ring[i%3])
+			if err != nil {
+				ch <- batchOrErr{err: err}
+				return
+			}
+			ring[i%3] = b
+			select {
+			case ch <- batchOrErr{inputs: map[string]*rt.Tensor{s.input: b.X}, labels: b.Labels}:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return ch
+}
+
+func (t *trainer) steps() int {
+	n, b := t.trainSrc.Len(), t.cfg.BatchSize
+	return (n + b - 1) / b
+}
+
+// permutation is the visiting order of epoch (0-based).
+func (t *trainer) permutation(epoch int) []int {
+	return rand.New(rand.NewPCG(t.cfg.Seed, uint64(epoch)+1)).Perm(t.trainSrc.Len())
+}
+
+func (t *trainer) run(ctx context.Context) (*Result, error) {
+	cfg := t.cfg
+	res := &Result{Trainable: t.trainable, CachedFrozen: t.cached}
+	steps := t.steps()
+	if cfg.Schedule.Kind == "cosine" && cfg.Schedule.TotalSteps == 0 {
+		cfg.Schedule.TotalSteps = steps * cfg.Epochs
+	}
+	st := &runState{Best: math.Inf(-1)}
+	if cfg.Resume {
+		if err := t.loadCheckpoint(st); err != nil {
+			return nil, err
+		}
+		res.History = st.History
+	}
+	var best map[string][]float32
+	if st.BestParams != nil {
+		best = st.BestParams
+	}
+	lastCkpt := ""
+	if cfg.Resume {
+		lastCkpt = cfg.Checkpoint
+	}
+	grads := make([]*rt.Tensor, len(t.trainable))
+	var lossGrad *rt.Tensor
+	totalSamples, totalTime := 0, 0.0
+	for epoch := st.Epoch; epoch < cfg.Epochs; epoch++ {
+		if st.Stop {
+			break
+		}
+		perm := t.permutation(epoch)
+		start := st.StepInEpoch
+		eStart := time.Now()
+		sumLoss, sumCorrect, seen := st.SumLoss, st.SumCorrect, st.Seen
+		var lr float64
+		ch := t.trainSrc.epoch(ctx, perm, start)
+		step := start
+		for b := range ch {
+			if b.err != nil {
+				return nil, b.err
+			}
+			if err := ctx.Err(); err != nil {
+				st.Epoch, st.StepInEpoch, st.SumLoss, st.SumCorrect, st.Seen = epoch, step, sumLoss, sumCorrect, seen
+				return nil, t.interrupt(st, best, err)
+			}
+			global := epoch*steps + step
+			lr = cfg.Schedule.LR(cfg.LR, global)
+			t.ex.SetSeed(cfg.Seed ^ uint64(global+1)*0x9e3779b97f4a7c15)
+			out, err := t.ex.Forward(ctx, b.inputs, true)
+			if err != nil {
+				return nil, err
+			}
+			y := out[t.output]
+			if lossGrad == nil || !rt.SameShape(lossGrad.Shape, y.Shape) {
+				lossGrad = rt.New(rt.Float32, y.Shape...)
+			}
+			l, err := t.loss.Eval(y, b.labels, nil, lossGrad)
+			if err != nil {
+				return nil, err
+			}
+			if math.IsNaN(l) || math.IsInf(l, 0) {
+				return nil, &NaNError{Epoch: epoch + 1, Step: step + 1, What: fmt.Sprintf("the loss is %v", l), Checkpoint: lastCkpt}
+			}
+			if err := t.ex.Backward(ctx, map[string]*rt.Tensor{t.output: lossGrad}); err != nil {
+				return nil, err
+			}
+			for i, name := range t.trainable {
+				grads[i] = t.ex.Grad(name)
+			}
+			if what := t.adjustGrads(grads); what != "" {
+				return nil, &NaNError{Epoch: epoch + 1, Step: step + 1, What: what, Checkpoint: lastCkpt}
+			}
+			t.opt.Begin()
+			for i, name := range t.trainable {
+				if grads[i] == nil {
+					continue
+				}
+				t.opt.Update(name, t.g.Params[name].T.F32, grads[i].F32, lr*t.lrMult[i])
+			}
+			bs := len(b.labels)
+			sumLoss += l * float64(bs)
+			sumCorrect += correct(y, b.labels)
+			seen += bs
+			step++
+			if cfg.Progress != nil {
+				el := time.Since(eStart)
+				cfg.Progress(Event{Kind: "step", Epoch: epoch + 1, Epochs: cfg.Epochs, Step: step, Steps: steps,
+					GlobalStep: global + 1, LR: lr, Loss: sumLoss / float64(seen), Accuracy: float64(sumCorrect) / float64(seen),
+					SamplesPerSec: float64(seen-st.Seen) / el.Seconds(), Elapsed: el})
+			}
+		}
+		if err := ctx.Err(); err != nil {
+			st.Epoch, st.StepInEpoch, st.SumLoss, st.SumCorrect, st.Seen = epoch, step, sumLoss, sumCorrect, seen
+			return nil, t.interrupt(st, best, err)
+		}
+		secs := time.Since(eStart).Seconds()
+		es := EpochStats{Epoch: epoch + 1, LR: lr, TrainLoss: sumLoss / float64(seen), TrainAccuracy: float64(sumCorrect) / float64(seen),
+			Seconds: secs, SamplesPerSec: float64(seen-st.Seen) / secs}
+		totalSamples += seen - st.Seen
+		totalTime += secs
+		if t.valSrc != nil {
+			m, err := t.evaluate(ctx)
+			if err != nil {
+				return nil, err
+			}
+			es.Val = m
+			score := m.Accuracy
+			if cfg.Monitor == "val_loss" {
+				score = -m.Loss
+			}
+			if score > st.Best {
+				st.Best, st.BestEpoch, st.BadEpochs = score, epoch+1, 0
+				if cfg.Patience > 0 {
+					best = t.snapshot()
+				}
+			} else {
+				st.BadEpochs++
+				if cfg.Patience > 0 && st.BadEpochs >= cfg.Patience {
+					st.Stop = true
+					res.StoppedEarly = true
+				}
+			}
+		}
+		res.History = append(res.History, es)
+		st.History = res.History
+		st.Epoch, st.StepInEpoch, st.SumLoss, st.SumCorrect, st.Seen = epoch+1, 0, 0, 0, 0
+		if cfg.Checkpoint != "" {
+			if err := t.saveCheckpoint(st, best); err != nil {
+				return nil, err
+			}
+			lastCkpt = cfg.Checkpoint
+		}
+		if cfg.Progress != nil {
+			cfg.Progress(Event{Kind: "epoch", Epoch: epoch + 1, Epochs: cfg.Epochs, Step: steps, Steps: steps, GlobalStep: (epoch + 1) * steps,
+				LR: lr, Loss: es.TrainLoss, Accuracy: es.TrainAccuracy, SamplesPerSec: es.SamplesPerSec,
+				Elapsed: time.Duration(secs * float64(time.Second)), Val: es.Val})
+		}
+	}
+	res.BestEpoch = st.BestEpoch
+	if best != nil {
+		t.restore(best)
+	}
+	if totalTime > 0 {
+		res.SamplesPerSec = float64(totalSamples) / totalTime
+	}
+	return res, nil
+}
+
+func (t *trainer) interrupt(st *runState, best map[string][]float32, cause error) error {
+	if t.cfg.Checkpoint == "" {
+		return fmt.Errorf("%w (%v); no checkpoint file was set, so progress is lost", ErrInterrupted, cause)
+	}
+	if err := t.saveCheckpoint(st, best); err != nil {
+		return fmt.Errorf("%w; saving the checkpoint failed too: %v", ErrInterrupted, err)
+	}
+	return fmt.Errorf("%w at epoch %d step %d: checkpoint saved to %s; continue with --resume", ErrInterrupted, st.Epoch+1, st.StepInEpoch, t.cfg.Checkpoint)
+}
+
+// adjustGrads adds the L1/L2 penalties, checks for NaN/Inf and clips. It
+// returns a description of a non-finite gradient, or "".
+func (t *trainer) adjustGrads(grads []*rt.Tensor) string {
+	cfg := t.cfg
+	sumSq := 0.0
+	for i, g := range grads {
+		if g == nil {
+			continue
+		}
+		w := t.g.Params[t.trainable[i]].T
+		if w.Rank() >= 2 && (cfg.L1 != 0 || cfg.L2 != 0) {
+			l1, l2 := float32(cfg.L1), float32(2*cfg.L2)
+			for j, v := range w.F32 {
+				d := l2 * v
+				if v > 0 {
+					d += l1
+				} else if v < 0 {
+					d -= l1
+				}
+				g.F32[j] += d
+			}
+		}
+		for _, v := range g.F32 {
+			sumSq += float64(v) * float64(v)
+		}
+		if math.IsNaN(sumSq) || math.IsInf(sumSq, 0) {
+			return fmt.Sprintf("the gradient of %q is not finite", t.trainable[i])
+		}
+	}
+	if cfg.ClipNorm > 0 {
+		if norm := math.Sqrt(sumSq); norm > cfg.ClipNorm {
+			f := float32(cfg.ClipNorm / (norm + 1e-6))
+			for _, g := range grads {
+				if g != nil {
+					for j := range g.F32 {
+						g.F32[j] *= f
+					}
+				}
+			}
+		}
+	}
+	if cfg.ClipValue > 0 {
+		c := float32(cfg.ClipValue)
+		for _, g := range grads {
+			if g != nil {
+				for j, v := range g.F32 {
+					g.F32[j] = max(-c, min(c, v))
+				}
+			}
+		}
+	}
+	return ""
+}
+
+// evaluate computes loss and accuracy on the validation source in
+// inference mode.
+func (t *trainer) evaluate(ctx context.Context) (*Metrics, error) {
+	m := &Metrics{}
+	var grad *rt.Tensor
+	total := 0.0
+	correctN := 0
+	for b := range t.valSrc.epoch(ctx, nil, 0) {
+		if b.err != nil {
+			return nil, b.err
+		}
+		out, err := t.ex.Forward(ctx, b.inputs, false)
+		if err != nil {
+			return nil, err
+		}
+		y := out[t.output]
+		if grad == nil || !rt.SameShape(grad.Shape, y.Shape) {
+			grad = rt.New(rt.Float32, y.Shape...)
+		}
+		l, err := t.loss.Eval(y, b.labels, nil, grad)
+		if err != nil {
+			return nil, err
+		}
+		total += l * float64(len(b.labels))
+		correctN += correct(y, b.labels)
+		m.Examples += len(b.labels)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if m.Examples > 0 {
+		m.Loss = total / float64(m.Examples)
+		m.Accuracy = float64(correctN) / float64(m.Examples)
+	}
+	return m, nil
+}
+
+// correct counts the rows of y [B, C] whose argmax is the label.
+func correct(y *rt.Tensor, labels []int) int {
+	if y.Rank() != 2 || y.Shape[0] != len(labels) || y.Shape[1] < 2 {
+		return 0
+	}
+	c := y.Shape[1]
+	n := 0
+	for i, lab := range labels {
+		row := y.F32[i*c : (i+1)*c]
+		arg := 0
+		for j, v := range row {
+			if v > row[arg] {
+				arg = j
+			}
+		}
+		if arg == lab {
+			n++
+		}
+	}
+	return n
+}
+
+// snapshot copies every parameter training changes.
+func (t *trainer) snapshot() map[string][]float32 {
+	out := map[string][]float32{}
+	for _, name := range append(append([]string{}, t.trainable...), t.state...) {
+		out[name] = append([]float32{}, t.g.Params[name].T.F32...)
+	}
+	return out
+}
+
+func (t *trainer) restore(s map[string][]float32) {
+	for name, v := range s {
+		copy(t.g.Params[name].T.F32, v)
+	}
+}
+
+func realInputs(g *rt.Graph) []rt.ValueInfo {
+	var out []rt.ValueInfo
+	for _, in := range g.Inputs {
+		if _, isParam := g.Params[in.Name]; !isParam {
+			out = append(out, in)
+		}
+	}
+	return out
+}
