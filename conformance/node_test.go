@@ -31,7 +31,12 @@ var outOfScope = []struct{ match, reason string }{
 
 // excluded lists node tests of supported ops that are not expected to pass,
 // with the reason. Keep it short and honest: every entry is a known gap.
-var excluded = map[string]string{}
+var excluded = map[string]string{
+	"test_training_dropout":              "the expected output was drawn with numpy's random generator; compress's masks are its own (seeded, deterministic)",
+	"test_training_dropout_default":      "the expected output was drawn with numpy's random generator; compress's masks are its own (seeded, deterministic)",
+	"test_training_dropout_default_mask": "the expected output was drawn with numpy's random generator; compress's masks are its own (seeded, deterministic)",
+	"test_training_dropout_mask":         "the expected output was drawn with numpy's random generator; compress's masks are its own (seeded, deterministic)",
+}
 
 func TestONNXNodeTests(t *testing.T) {
 	dir := os.Getenv("ONNX_NODE_TESTS")

@@ -65,6 +65,9 @@ func init() {
 		Register(OpSpec{Type: op.name, MinInputs: 1, MaxInputs: 2, StaticInputs: []int{1}, NonDiff: []int{1},
 			Compile: func(n *Node, in []ValueMeta) (Kernel, []ValueMeta, error) {
 				return compileReduce(n, in, kind, floatOnly)
+			},
+			Grad: func(n *Node, in, out []ValueMeta, needGrad []bool) (GradKernel, error) {
+				return gradReduce(n, in, out, needGrad, kind, floatOnly)
 			}})
 	}
 	Register(OpSpec{Type: "ArgMax", MinInputs: 1, MaxInputs: 1, NonDiff: []int{0}, Compile: func(n *Node, in []ValueMeta) (Kernel, []ValueMeta, error) {
@@ -201,24 +204,37 @@ func (k *reduceKernel) Run(ctx *ExecContext, in, out []*Tensor) error {
 // disjoint items. base is the input offset of the outer index, i0 the first
 // inner element and w the tile width.
 func (k *reduceKernel) forItems(threads int, fn func(base, o, i0, w int)) {
-	if k.nOut == 0 {
-		return
-	}
-	nTiles := (k.inner + reduceTile - 1) / reduceTile
-	items := k.nOut / k.inner * nTiles
-	work := max(1, k.count*min(k.inner, reduceTile))
-	parallel.For(threads, items, max(1, mvGrain/work), func(lo, hi int) {
+	items, grain := k.itemCount()
+	parallel.For(threads, items, grain, func(lo, hi int) {
 		for it := lo; it < hi; it++ {
-			o, t := it/nTiles, it%nTiles
-			base, rem := 0, o
-			for d := len(k.outerSizes) - 1; d >= 0; d-- {
-				base += rem % k.outerSizes[d] * k.outerStr[d]
-				rem /= k.outerSizes[d]
-			}
-			i0 := t * reduceTile
-			fn(base, o, i0, min(reduceTile, k.inner-i0))
+			fn(k.itemAt(it))
 		}
 	})
+}
+
+// itemCount returns the number of work items of forItems and the smallest
+// number of them worth a goroutine.
+func (k *reduceKernel) itemCount() (items, grain int) {
+	if k.nOut == 0 {
+		return 0, 1
+	}
+	nTiles := (k.inner + reduceTile - 1) / reduceTile
+	work := max(1, k.count*min(k.inner, reduceTile))
+	return k.nOut / k.inner * nTiles, max(1, mvGrain/work)
+}
+
+// itemAt returns the input offset of item it's outer index, the outer index,
+// the first inner element and the tile width.
+func (k *reduceKernel) itemAt(it int) (base, o, i0, w int) {
+	nTiles := (k.inner + reduceTile - 1) / reduceTile
+	o, t := it/nTiles, it%nTiles
+	rem := o
+	for d := len(k.outerSizes) - 1; d >= 0; d-- {
+		base += rem % k.outerSizes[d] * k.outerStr[d]
+		rem /= k.outerSizes[d]
+	}
+	i0 = t * reduceTile
+	return base, o, i0, min(reduceTile, k.inner-i0)
 }
 
 // walk visits the reduced elements of one item in row-major order: for each
@@ -588,4 +604,271 @@ func argRun[T float32 | reduceInt](k *argKernel, threads int, dst []int64, src [
 			}
 		}
 	})
+}
+
+// ---------------------------------------------------------------- backward
+
+// reduceGradKernel is the backward of a float32 reduction. It walks the
+// input exactly like the forward (forItems, walk): every input element
+// belongs to one output, and each work item owns the input elements of its
+// outputs, so the gradient is written by one goroutine in a fixed order.
+//
+// Per element, with g the output gradient and y the output:
+// Sum g; Mean g/count; SumSquare 2xg; L2 gx/y (0 where y is 0); L1 g*sign(x);
+// LogSum g/exp(y); LogSumExp g*exp(x-y); Prod g times the product of the
+// other elements (zeros handled exactly); Max and Min g to the first element
+// in index order equal to y, the others 0.
+type reduceGradKernel struct {
+	k   *reduceKernel
+	nIn int
+}
+
+func gradReduce(n *Node, in, out []ValueMeta, needGrad []bool, kind reduceKind, floatOnly bool) (GradKernel, error) {
+	if !mvGradFloat(in, out) || !needGrad[0] {
+		return mvNoGrad{}, nil
+	}
+	fk, _, err := compileReduce(n, in, kind, floatOnly)
+	if err != nil {
+		return nil, err
+	}
+	switch k := fk.(type) {
+	case *reduceKernel:
+		return &reduceGradKernel{k: k, nIn: NumElements(in[0].Shape)}, nil
+	case viewKernel: // noop_with_empty_axes: the identity
+		return mvIdentityGrad{n: NumElements(in[0].Shape)}, nil
+	default:
+		return nil, fmt.Errorf("backward: reduction compiled to %T", fk)
+	}
+}
+
+// Backward adds the gradient of the reduction into gradIn[0].
+func (g *reduceGradKernel) Backward(ctx *ExecContext, in, out, gradOut, gradIn []*Tensor) error {
+	if gradIn[0] == nil || gradOut[0] == nil {
+		return nil
+	}
+	k := g.k
+	for _, c := range []struct {
+		what string
+		t    *Tensor
+		n    int
+	}{{"the input gradient", gradIn[0], g.nIn}, {"the input", in[0], g.nIn},
+		{"the output gradient", gradOut[0], k.nOut}, {"the output", out[0], k.nOut}} {
+		if err := mvGradLen(c.what, c.t, c.n); err != nil {
+			return err
+		}
+	}
+	gx, x, gy, y := gradIn[0].F32, in[0].F32, gradOut[0].F32, out[0].F32
+	items, grain := k.itemCount()
+	if mvSerial(ctx.Threads, items, grain) {
+		g.items(gx, x, gy, y, 0, items)
+		return nil
+	}
+	parallel.For(ctx.Threads, items, grain, func(lo, hi int) { g.items(gx, x, gy, y, lo, hi) })
+	return nil
+}
+
+// items does work items [lo, hi) of the backward.
+func (g *reduceGradKernel) items(gx, x, gy, y []float32, lo, hi int) {
+	k := g.k
+	for it := lo; it < hi; it++ {
+		base, o, i0, w := k.itemAt(it)
+		yo := o*k.inner + i0
+		reduceGradItem(k, gx[base+i0:], x[base+i0:], gy[yo:yo+w], y[yo:yo+w])
+	}
+}
+
+// reduceGradItem does one work item: gx and x start at the item's first
+// input element, gy and y are the item's w outputs.
+func reduceGradItem(k *reduceKernel, gx, x, gy, y []float32) {
+	w := len(gy)
+	var coefBuf [reduceTile]float32
+	coef := coefBuf[:w]
+	switch k.kind {
+	case redSum, redMean, redSumSquare, redL2, redL1:
+		// Gradients of the form coef * f(x).
+		for i, v := range gy {
+			switch k.kind {
+			case redSum, redL1:
+				coef[i] = v
+			case redMean:
+				coef[i] = float32(float64(v) / float64(k.count))
+			case redSumSquare:
+				coef[i] = 2 * v
+			case redL2:
+				if y[i] != 0 {
+					coef[i] = v / y[i]
+				} else {
+					coef[i] = 0
+				}
+			}
+		}
+		kind := k.kind
+		if w == 1 {
+			reduceGradColumn(k, kind, coef[0], gx, x)
+			return
+		}
+		k.walk(func(off, m, s int) {
+			for q := 0; q < m; q++ {
+				p := off + q*s
+				d, xr := gx[p:p+w], x[p:p+w]
+				switch kind {
+				case redSum, redMean:
+					for i, c := range coef {
+						d[i] += c
+					}
+				case redSumSquare, redL2:
+					for i, c := range coef {
+						d[i] += c * xr[i]
+					}
+				case redL1:
+					for i, c := range coef {
+						switch {
+						case xr[i] > 0:
+							d[i] += c
+						case xr[i] < 0:
+							d[i] -= c
+						}
+					}
+				}
+			}
+		})
+	case redLogSum:
+		for i, v := range gy {
+			coef[i] = float32(float64(v) / math.Exp(float64(y[i])))
+		}
+		k.walk(func(off, m, s int) {
+			for q := 0; q < m; q++ {
+				d := gx[off+q*s : off+q*s+w]
+				for i, c := range coef {
+					d[i] += c
+				}
+			}
+		})
+	case redLogSumExp:
+		k.walk(func(off, m, s int) {
+			for q := 0; q < m; q++ {
+				p := off + q*s
+				d, xr := gx[p:p+w], x[p:p+w]
+				for i, v := range gy {
+					d[i] += float32(float64(v) * math.Exp(float64(xr[i])-float64(y[i])))
+				}
+			}
+		})
+	case redMax, redMin:
+		var foundBuf [reduceTile]bool
+		found := foundBuf[:w]
+		k.walk(func(off, m, s int) {
+			for q := 0; q < m; q++ {
+				p := off + q*s
+				d, xr := gx[p:p+w], x[p:p+w]
+				for i, v := range xr {
+					if !found[i] && (v == y[i] || (v != v && y[i] != y[i])) {
+						d[i] += gy[i]
+						found[i] = true
+					}
+				}
+			}
+		})
+	case redProd:
+		// Product of the non-zero elements and the number of zeros; the
+		// gradient of an element is the product of the others.
+		var prodBuf [reduceTile]float64
+		var zerosBuf [reduceTile]int
+		prod, zeros := prodBuf[:w], zerosBuf[:w]
+		for i := range prod {
+			prod[i] = 1
+		}
+		k.walk(func(off, m, s int) {
+			for q := 0; q < m; q++ {
+				for i, v := range x[off+q*s : off+q*s+w] {
+					if v == 0 {
+						zeros[i]++
+					} else {
+						prod[i] *= float64(v)
+					}
+				}
+			}
+		})
+		k.walk(func(off, m, s int) {
+			for q := 0; q < m; q++ {
+				p := off + q*s
+				d, xr := gx[p:p+w], x[p:p+w]
+				for i, v := range xr {
+					switch {
+					case zeros[i] == 0:
+						d[i] += float32(float64(gy[i]) * prod[i] / float64(v))
+					case zeros[i] == 1 && v == 0:
+						d[i] += float32(float64(gy[i]) * prod[i])
+					}
+				}
+			}
+		})
+	}
+}
+
+// reduceGradColumn is reduceGradItem's coef * f(x) case for a single
+// output (the last dimension reduced): the walk's runs are strided, so the
+// elements are indexed directly.
+func reduceGradColumn(k *reduceKernel, kind reduceKind, c float32, gx, x []float32) {
+	k.walk(func(off, m, s int) {
+		switch kind {
+		case redSum, redMean:
+			if s == 1 {
+				d := gx[off : off+m]
+				for i := range d {
+					d[i] += c
+				}
+				return
+			}
+			for q := 0; q < m; q++ {
+				gx[off+q*s] += c
+			}
+		case redSumSquare, redL2:
+			for q := 0; q < m; q++ {
+				gx[off+q*s] += c * x[off+q*s]
+			}
+		case redL1:
+			for q := 0; q < m; q++ {
+				switch v := x[off+q*s]; {
+				case v > 0:
+					gx[off+q*s] += c
+				case v < 0:
+					gx[off+q*s] -= c
+				}
+			}
+		}
+	})
+}
+
+// mvIdentityGrad adds the output gradient into the input gradient
+// unchanged: the backward of a copy (a view op whose kernel runs, such as
+// an inference Dropout with a mask output).
+type mvIdentityGrad struct{ n int }
+
+// Backward adds gradOut[0] into gradIn[0].
+func (g mvIdentityGrad) Backward(ctx *ExecContext, in, out, gradOut, gradIn []*Tensor) error {
+	if gradIn[0] == nil || gradOut[0] == nil {
+		return nil
+	}
+	if err := mvGradLen("the input gradient", gradIn[0], g.n); err != nil {
+		return err
+	}
+	if err := mvGradLen("the output gradient", gradOut[0], g.n); err != nil {
+		return err
+	}
+	gx, gy := gradIn[0].F32, gradOut[0].F32
+	if mvSerial(ctx.Threads, g.n, mvGrain) {
+		mvAddTo(gx, gy)
+		return nil
+	}
+	parallel.For(ctx.Threads, g.n, mvGrain, func(lo, hi int) { mvAddTo(gx[lo:hi], gy[lo:hi]) })
+	return nil
+}
+
+// mvAddTo adds s into d (same length).
+func mvAddTo(d, s []float32) {
+	s = s[:len(d)]
+	for i, v := range s {
+		d[i] += v
+	}
 }

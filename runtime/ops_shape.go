@@ -6,12 +6,18 @@ package runtime
 // ConstantOfShape, Range). The data-movement ops that copy with a new layout
 // live in ops_shape_move.go, reductions in ops_reduce.go.
 //
+// Dropout in training mode (training_mode, input 2, a plan-time true) is
+// not a view: it draws a keep mask, see dropoutTrainKernel.
+//
 // All of them follow the opset-18 form of the ONNX operators (the importer
 // rewrites older versions) and accept every runtime dtype unless noted.
 
 import (
 	"fmt"
+	"hash/fnv"
 	"math"
+
+	"github.com/compressml/compress/internal/parallel"
 )
 
 func init() {
@@ -20,7 +26,7 @@ func init() {
 	Register(OpSpec{Type: "Squeeze", MinInputs: 1, MaxInputs: 2, Compile: compileSqueeze, StaticInputs: []int{1}, NonDiff: []int{1}})
 	Register(OpSpec{Type: "Unsqueeze", MinInputs: 2, MaxInputs: 2, Compile: compileUnsqueeze, StaticInputs: []int{1}, NonDiff: []int{1}})
 	Register(OpSpec{Type: "Identity", MinInputs: 1, MaxInputs: 1, Compile: compileIdentity})
-	Register(OpSpec{Type: "Dropout", MinInputs: 1, MaxInputs: 3, Outputs: 2, Compile: compileDropout, StaticInputs: []int{2}, NonDiff: []int{1, 2}})
+	Register(OpSpec{Type: "Dropout", MinInputs: 1, MaxInputs: 3, Outputs: 2, Compile: compileDropout, Grad: gradDropout, StaticInputs: []int{2}, NonDiff: []int{1, 2}})
 	Register(OpSpec{Type: "Shape", MinInputs: 1, MaxInputs: 1, Compile: compileShape, NonDiff: []int{0}})
 	Register(OpSpec{Type: "Size", MinInputs: 1, MaxInputs: 1, Compile: compileSize, NonDiff: []int{0}})
 	Register(OpSpec{Type: "Constant", MinInputs: 0, MaxInputs: 0, Compile: compileConstant})
@@ -347,27 +353,261 @@ func compileDropout(n *Node, in []ValueMeta) (Kernel, []ValueMeta, error) {
 	if err := mvCheckDType("input 0", in[0].DType); err != nil {
 		return nil, nil, err
 	}
-	if len(in) > 2 && in[2].DType != Undefined {
-		// A training_mode computed at run time is taken as false: the
-		// runtime only does inference through this op.
-		if c := in[2].Const; c != nil {
-			if c.Len() != 1 || c.DType != Bool {
-				return nil, nil, fmt.Errorf("training_mode (input 2) must be a bool scalar, got %v %v", c.DType, c.Shape)
-			}
-			if c.B[0] {
-				return nil, nil, fmt.Errorf("training mode not supported yet: training_mode (input 2) is true; export the model in eval mode")
-			}
-		}
+	training, err := dropoutTraining(in)
+	if err != nil {
+		return nil, nil, err
 	}
 	shape := append([]int{}, in[0].Shape...)
 	outs := []ValueMeta{{DType: in[0].DType, Shape: shape}}
 	if len(n.Outputs) > 1 {
 		outs = append(outs, ValueMeta{DType: Bool, Shape: shape})
-		if n.Outputs[1] != "" {
-			return dropoutMaskKernel{}, outs, nil
+	}
+	if training {
+		if in[0].DType != Float32 {
+			return nil, nil, fmt.Errorf("training-mode Dropout needs float32 data, got %v", in[0].DType)
 		}
+		k := &dropoutTrainKernel{hash: dropoutHash(n)}
+		if len(in) > 1 && in[1].DType != Undefined {
+			if in[1].DType != Float32 || NumElements(in[1].Shape) != 1 {
+				return nil, nil, fmt.Errorf("ratio (input 1) must be a float32 scalar, got %v %v", in[1].DType, in[1].Shape)
+			}
+			if c := in[1].Const; c != nil {
+				if err := dropoutCheckRatio(c.F32[0]); err != nil {
+					return nil, nil, err
+				}
+				k.ratio, k.constRatio = c.F32[0], true
+			}
+		} else {
+			k.ratio, k.constRatio = 0.5, true
+		}
+		return k, outs, nil
+	}
+	if len(n.Outputs) > 1 && n.Outputs[1] != "" {
+		return dropoutMaskKernel{}, outs, nil
 	}
 	return viewKernel{}, outs, nil
+}
+
+// dropoutTraining reads Dropout's training_mode (input 2): absent means
+// false; a value computed at run time is an error, since training and
+// inference compile to different kernels.
+func dropoutTraining(in []ValueMeta) (bool, error) {
+	if len(in) <= 2 || in[2].DType == Undefined {
+		return false, nil
+	}
+	c := in[2].Const
+	if c == nil {
+		return false, fmt.Errorf("training_mode (input 2) is computed at run time; it must be known at plan time (an initializer, a constant or a graph input), because training and inference compile to different kernels")
+	}
+	if c.Len() != 1 || c.DType != Bool {
+		return false, fmt.Errorf("training_mode (input 2) must be a bool scalar, got %v %v", c.DType, c.Shape)
+	}
+	return c.B[0], nil
+}
+
+// dropoutCheckRatio accepts a drop probability in [0, 1).
+func dropoutCheckRatio(r float32) error {
+	if !(r >= 0 && r < 1) {
+		return fmt.Errorf("ratio (input 1) is %v; it must be in [0, 1)", r)
+	}
+	return nil
+}
+
+// dropoutHash identifies a Dropout node in its random streams: FNV-1a of
+// its name and first output, mixed with its seed attribute when it has one.
+func dropoutHash(n *Node) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(n.Name))
+	h.Write([]byte{0})
+	if len(n.Outputs) > 0 {
+		h.Write([]byte(n.Outputs[0]))
+	}
+	v := h.Sum64()
+	if a, ok := n.Attrs["seed"]; ok && a.Kind == AttrInt {
+		v = dropoutMix(v ^ dropoutMix(uint64(a.I)))
+	}
+	return v
+}
+
+// dropoutGolden is splitmix64's increment (2^64 / golden ratio).
+const dropoutGolden = 0x9E3779B97F4A7C15
+
+// dropoutMix hashes a key: one splitmix64 step from state z.
+func dropoutMix(z uint64) uint64 { return dropoutFinal(z + dropoutGolden) }
+
+// dropoutFinal is the splitmix64 output function.
+func dropoutFinal(z uint64) uint64 {
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EB
+	return z ^ (z >> 31)
+}
+
+// dropoutChunk is the number of elements drawn from one random stream.
+// Streams are keyed by (ExecContext.Seed, node hash, chunk index), so a mask
+// depends on neither the thread count nor the order chunks run in.
+const dropoutChunk = 1 << 12
+
+// dropoutTrainKernel is Dropout in training mode: it keeps each element
+// with probability 1-ratio (a Bernoulli draw of 32 bits from a splitmix64
+// stream per chunk), writes y = x*mask/(1-ratio) and the mask as output 1
+// when present. Ratio 0 is the identity with an all-true mask.
+type dropoutTrainKernel struct {
+	hash       uint64
+	ratio      float32 // when constRatio; otherwise read from input 1
+	constRatio bool
+}
+
+// dropoutScale is the factor kept elements are multiplied by.
+func dropoutScale(ratio float32) float32 { return float32(1 / (1 - float64(ratio))) }
+
+// ratioOf returns the drop ratio of this run.
+func (k *dropoutTrainKernel) ratioOf(in []*Tensor) (float32, error) {
+	if k.constRatio {
+		return k.ratio, nil
+	}
+	if len(in) < 2 || in[1] == nil || len(in[1].F32) != 1 {
+		return 0, fmt.Errorf("ratio (input 1) must be a float32 scalar")
+	}
+	r := in[1].F32[0]
+	return r, dropoutCheckRatio(r)
+}
+
+// Run draws the mask and writes the scaled output.
+func (k *dropoutTrainKernel) Run(ctx *ExecContext, in, out []*Tensor) error {
+	ratio, err := k.ratioOf(in)
+	if err != nil {
+		return err
+	}
+	x, y := in[0].F32, out[0].F32
+	var mask []bool
+	if len(out) > 1 && out[1] != nil {
+		mask = out[1].B
+	}
+	if len(y) != len(x) || (mask != nil && len(mask) != len(x)) {
+		return fmt.Errorf("outputs do not have the %d elements of the input", len(x))
+	}
+	if ratio == 0 {
+		copy(y, x)
+		for i := range mask {
+			mask[i] = true
+		}
+		return nil
+	}
+	d := dropoutDraw{x: x, y: y, mask: mask, scale: dropoutScale(ratio),
+		thr: uint64((1 - float64(ratio)) * (1 << 32)), seed: dropoutMix(ctx.Seed ^ dropoutMix(k.hash))}
+	nChunks := (len(x) + dropoutChunk - 1) / dropoutChunk
+	grain := max(1, mvGrain/dropoutChunk)
+	if mvSerial(ctx.Threads, nChunks, grain) {
+		d.chunks(0, nChunks)
+		return nil
+	}
+	parallel.For(ctx.Threads, nChunks, grain, func(lo, hi int) { d.chunks(lo, hi) })
+	return nil
+}
+
+// dropoutDraw is one training-mode Dropout run.
+type dropoutDraw struct {
+	x, y  []float32
+	mask  []bool // nil when the node has no mask output
+	scale float32
+	thr   uint64 // keep when a uniform 32-bit draw is below thr = keep*2^32
+	seed  uint64 // the run's seed mixed with the node's hash
+}
+
+// chunks draws chunks [lo, hi); chunk c uses its own splitmix64 stream
+// starting from a hash of (seed, c).
+func (d dropoutDraw) chunks(lo, hi int) {
+	for c := lo; c < hi; c++ {
+		// A splitmix64 stream per chunk, its start keyed by (seed, c).
+		state := dropoutMix(d.seed ^ dropoutMix(uint64(c)))
+		e0, e1 := c*dropoutChunk, min((c+1)*dropoutChunk, len(d.x))
+		xs, ys := d.x[e0:e1], d.y[e0:e1]
+		ys = ys[:len(xs)]
+		var ms []bool
+		if d.mask != nil {
+			ms = d.mask[e0:e1]
+		}
+		// Branch-free: keep is 1 when the draw is below thr (the
+		// subtraction then wraps and sets bit 63), and the kept value's bits
+		// are masked with all ones or all zeros.
+		var u uint64
+		for i, v := range xs {
+			if i&1 == 0 {
+				state += dropoutGolden
+				u = dropoutFinal(state)
+			} else {
+				u >>= 32
+			}
+			keep := ((u & 0xFFFFFFFF) - d.thr) >> 63
+			ys[i] = math.Float32frombits(math.Float32bits(v*d.scale) & -uint32(keep))
+			if ms != nil {
+				ms[i] = keep != 0
+			}
+		}
+	}
+}
+
+// dropoutGradKernel is the backward of training-mode Dropout:
+// dx += dy*mask/(1-ratio), with the mask the forward wrote as output 1.
+type dropoutGradKernel struct {
+	fwd *dropoutTrainKernel
+	n   int
+}
+
+func gradDropout(n *Node, in, out []ValueMeta, needGrad []bool) (GradKernel, error) {
+	if !mvGradFloat(in, out) || !needGrad[0] {
+		return mvNoGrad{}, nil
+	}
+	fk, _, err := compileDropout(n, in)
+	if err != nil {
+		return nil, err
+	}
+	tk, ok := fk.(*dropoutTrainKernel)
+	if !ok {
+		return mvIdentityGrad{n: NumElements(in[0].Shape)}, nil
+	}
+	if len(n.Outputs) < 2 || n.Outputs[1] == "" {
+		return nil, fmt.Errorf("training-mode Dropout needs its mask output (output 1) for the backward pass")
+	}
+	return &dropoutGradKernel{fwd: tk, n: NumElements(in[0].Shape)}, nil
+}
+
+// Backward adds the masked, scaled output gradient into gradIn[0].
+func (g *dropoutGradKernel) Backward(ctx *ExecContext, in, out, gradOut, gradIn []*Tensor) error {
+	if gradIn[0] == nil || gradOut[0] == nil {
+		return nil
+	}
+	ratio, err := g.fwd.ratioOf(in)
+	if err != nil {
+		return err
+	}
+	if err := mvGradLen("the input gradient", gradIn[0], g.n); err != nil {
+		return err
+	}
+	if err := mvGradLen("the output gradient", gradOut[0], g.n); err != nil {
+		return err
+	}
+	if len(out) < 2 || out[1] == nil || len(out[1].B) != g.n {
+		return fmt.Errorf("backward: the mask (output 1) is missing or has the wrong size")
+	}
+	gx, gy, mask := gradIn[0].F32, gradOut[0].F32, out[1].B
+	scale := dropoutScale(ratio)
+	if mvSerial(ctx.Threads, g.n, mvGrain) {
+		dropoutGradRange(gx, gy, mask, scale)
+		return nil
+	}
+	parallel.For(ctx.Threads, g.n, mvGrain, func(lo, hi int) { dropoutGradRange(gx[lo:hi], gy[lo:hi], mask[lo:hi], scale) })
+	return nil
+}
+
+// dropoutGradRange adds scale*gy into gx where mask is set.
+func dropoutGradRange(gx, gy []float32, mask []bool, scale float32) {
+	gy, mask = gy[:len(gx)], mask[:len(gx)]
+	for i, v := range gy {
+		if mask[i] {
+			gx[i] += v * scale
+		}
+	}
 }
 
 // constKernel writes a tensor computed at plan time.

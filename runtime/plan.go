@@ -334,8 +334,9 @@ func compilePlan(g *Graph, shapes map[string][]int, threads int, mode planMode) 
 }
 
 // foldable reports whether a node with constant inputs may be computed at
-// plan time. Every op of the runtime is deterministic in inference.
-func foldable(n *Node) bool { return true }
+// plan time: every op but a training-mode Dropout (whose mask changes from
+// run to run) is a pure function of its inputs.
+func foldable(n *Node) bool { return !(n.OpType == "Dropout" && n.Domain == "" && n.Input(2) != "") }
 
 // view makes a tensor of meta's shape over the first elements of storage.
 func view(storage *Tensor, m ValueMeta) *Tensor {
