@@ -19,7 +19,7 @@ type Plan struct {
 	Nodes []PlannedNode
 
 	threads   int
-	vals      []*Tensor // by value index; constants and buffers preassigned
+	vals      []*Tensor      // by value index; constants and buffers preassigned
 	index     map[string]int // value name -> index into vals
 	metas     []ValueMeta    // by value index, as compiled
 	inputs    map[string]int
@@ -47,7 +47,7 @@ type step struct {
 type value struct {
 	meta    ValueMeta
 	fixed   *Tensor // a variable parameter: its own tensor, not a buffer
-	buf     int // index into buffers, -1 for none (const or graph input)
+	buf     int     // index into buffers, -1 for none (const or graph input)
 	lastUse int
 	pinned  bool // graph output: never reused
 }

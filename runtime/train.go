@@ -33,7 +33,7 @@ type TrainOptions struct {
 type GradExecutor struct {
 	g       *Graph // structure of its own, parameter tensors shared
 	threads int
-	seed    uint64 // set by SetSeed for the next training forward
+	seed    uint64        // set by SetSeed for the next training forward
 	state   []stateUpdate // running statistics written back after a training forward
 
 	mu      sync.Mutex
@@ -59,9 +59,9 @@ type gradPlan struct {
 }
 
 type bstep struct {
-	step   *step
-	kernel GradKernel // nil for an alias (view) step
-	gradIn []*Tensor
+	step    *step
+	kernel  GradKernel // nil for an alias (view) step
+	gradIn  []*Tensor
 	gradOut []*Tensor
 }
 
