@@ -96,7 +96,7 @@ func FoldBatchNorm(g *Graph) {
 			continue
 		}
 		bn := singleConsumer(g, cons, n.Outputs[0])
-		if bn == nil || bn.OpType != "BatchNormalization" || len(bn.Outputs) != 1 || len(bn.Inputs) < 5 || bn.Input(0) != n.Outputs[0] {
+		if bn == nil || bn.OpType != "BatchNormalization" || bn.AttrInt("training_mode", 0) != 0 || len(bn.Outputs) != 1 || len(bn.Inputs) < 5 || bn.Input(0) != n.Outputs[0] {
 			continue
 		}
 		w := constParam(g, n.Input(1))
