@@ -17,6 +17,9 @@ type gradCase struct {
 	inputs []*Tensor
 	fixed  []int
 	tol    float64 // relative tolerance; 0 means 2e-2
+	// train runs the node in training mode (BatchNormalization with batch
+	// statistics); by default every node stays in inference mode.
+	train bool
 }
 
 // checkGrad compares the analytic gradient of L = sum(w * out0) for random
@@ -39,7 +42,8 @@ func checkGrad(t *testing.T, c gradCase) {
 	}
 	g.Nodes = []*Node{&n}
 	g.Outputs = []ValueInfo{{Name: n.Outputs[0]}}
-	ex, err := NewGradExecutor(g, TrainOptions{Threads: 1, EvalMode: func(*Graph, *Node) bool { return true }})
+	evalMode := func(*Graph, *Node) bool { return !c.train }
+	ex, err := NewGradExecutor(g, TrainOptions{Threads: 1, EvalMode: evalMode})
 	if err != nil {
 		t.Fatalf("%s: %v", c.name, err)
 	}
