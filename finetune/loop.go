@@ -186,6 +186,14 @@ func (s *loaderSource) epoch(ctx context.Context, perm []int, start int) <-chan 
 				return
 			}
 			ring[i%3] = b
+			if j := firstNonFinite(b.X.F32); j >= 0 {
+				ex := b.Indices[j/(len(b.X.F32)/len(b.Labels))]
+				if perm != nil {
+					ex = perm[ex]
+				}
+				ch <- batchOrErr{err: fmt.Errorf("example %d of %s holds a NaN or Inf value (after preprocessing); fix or drop it", ex, data.Name(s.ds))}
+				return
+			}
 			select {
 			case ch <- batchOrErr{inputs: map[string]*rt.Tensor{s.input: b.X}, labels: b.Labels}:
 			case <-ctx.Done():
@@ -253,7 +261,11 @@ func (t *trainer) run(ctx context.Context) (*Result, error) {
 			global := epoch*steps + step
 			lr = cfg.Schedule.LR(cfg.LR, global)
 			t.ex.SetSeed(cfg.Seed ^ uint64(global+1)*0x9e3779b97f4a7c15)
-			out, err := t.ex.Forward(ctx, b.inputs, true)
+			// A step runs to its end even when ctx is cancelled (it takes
+			// milliseconds): an interrupted run stops between steps, where
+			// the checkpoint describes the state exactly.
+			stepCtx := context.WithoutCancel(ctx)
+			out, err := t.ex.Forward(stepCtx, b.inputs, true)
 			if err != nil {
 				return nil, err
 			}
@@ -268,7 +280,7 @@ func (t *trainer) run(ctx context.Context) (*Result, error) {
 			if math.IsNaN(l) || math.IsInf(l, 0) {
 				return nil, &NaNError{Epoch: epoch + 1, Step: step + 1, What: fmt.Sprintf("the loss is %v", l), Checkpoint: lastCkpt}
 			}
-			if err := t.ex.Backward(ctx, map[string]*rt.Tensor{t.output: lossGrad}); err != nil {
+			if err := t.ex.Backward(stepCtx, map[string]*rt.Tensor{t.output: lossGrad}); err != nil {
 				return nil, err
 			}
 			for i, name := range t.trainable {
@@ -499,4 +511,14 @@ func realInputs(g *rt.Graph) []rt.ValueInfo {
 		}
 	}
 	return out
+}
+
+// firstNonFinite returns the index of the first NaN or Inf in x, or -1.
+func firstNonFinite(x []float32) int {
+	for i, v := range x {
+		if v-v != 0 { // NaN and ±Inf give NaN
+			return i
+		}
+	}
+	return -1
 }
