@@ -119,10 +119,13 @@ func cachePrefix(ctx context.Context, prefix *rt.Graph, frontier []string, ds da
 	var b *data.Batch
 	for i := 0; i < l.NumBatches(); i++ {
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%w while caching the frozen prefix's outputs (%v); nothing was trained yet", ErrInterrupted, err)
 		}
 		if b, err = l.Batch(i, b); err != nil {
 			return nil, err
+		}
+		if j := firstNonFinite(b.X.F32); j >= 0 {
+			return nil, nonFiniteExample(ds, b.Indices[j/(len(b.X.F32)/len(b.Labels))])
 		}
 		out, err := ex.Run(ctx, map[string]*rt.Tensor{in: b.X})
 		if err != nil {

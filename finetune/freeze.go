@@ -104,7 +104,7 @@ func (f FreezeSpec) Apply(g *rt.Graph) ([]string, error) {
 				}
 			}
 			if !found {
-				return nil, fmt.Errorf("pattern %q matches no parameter or node of the model (see `compress inspect` for names)", p)
+				return nil, fmt.Errorf("pattern %q matches no parameter or node of the model that reads one (see `compress inspect` for names)", p)
 			}
 		}
 	}

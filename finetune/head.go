@@ -27,8 +27,14 @@ type Head struct {
 // Reshape. It expects constants to be folded (rt.FoldConstants), so that a
 // weight computed from initializers is one parameter.
 func FindHead(g *rt.Graph) (Head, error) {
+	h, _, err := findHead(g)
+	return h, err
+}
+
+// findHead is FindHead that also returns the classifier node.
+func findHead(g *rt.Graph) (Head, *rt.Node, error) {
 	if len(g.Outputs) == 0 {
-		return Head{}, fmt.Errorf("the graph has no output")
+		return Head{}, nil, fmt.Errorf("the graph has no output")
 	}
 	prod := g.Producers()
 	name := g.Outputs[0].Name
@@ -36,7 +42,7 @@ func FindHead(g *rt.Graph) (Head, error) {
 	for {
 		n := prod[name]
 		if n == nil {
-			return Head{}, fmt.Errorf("no classifier (Gemm or MatMul) found before output %q", g.Outputs[0].Name)
+			return Head{}, nil, fmt.Errorf("no classifier (Gemm or MatMul) found before output %q", g.Outputs[0].Name)
 		}
 		switch n.OpType {
 		case "Softmax", "LogSoftmax", "Identity", "Flatten", "Reshape", "Dropout":
@@ -44,7 +50,7 @@ func FindHead(g *rt.Graph) (Head, error) {
 			continue
 		case "Add":
 			if add != nil {
-				return Head{}, fmt.Errorf("%v: expected a classifier (Gemm or MatMul+Add) before the output", n)
+				return Head{}, nil, fmt.Errorf("%v: expected a classifier (Gemm or MatMul+Add) before the output", n)
 			}
 			a, b := n.Input(0), n.Input(1)
 			if _, ok := g.Params[b]; ok {
@@ -55,19 +61,22 @@ func FindHead(g *rt.Graph) (Head, error) {
 				add, name = n, b
 				continue
 			}
-			return Head{}, fmt.Errorf("%v: an Add of two computed values is not a classifier bias", n)
+			return Head{}, nil, fmt.Errorf("%v: an Add of two computed values is not a classifier bias", n)
 		case "Gemm":
 			if add != nil {
-				return Head{}, fmt.Errorf("%v: a Gemm followed by a bias Add is not supported as a head", n)
+				return Head{}, nil, fmt.Errorf("%v: a Gemm followed by a bias Add is not supported as a head", n)
 			}
 			if _, ok := g.Params[n.Input(1)]; !ok || n.AttrInt("transA", 0) != 0 {
-				return Head{}, fmt.Errorf("%v: the classifier's weight must be an initializer and transA 0", n)
+				return Head{}, nil, fmt.Errorf("%v: the classifier's weight must be an initializer and transA 0", n)
 			}
 			h := Head{Node: n.Name, Weight: n.Input(1), Bias: n.Input(2)}
-			return h, nil
+			if _, ok := g.Params[h.Bias]; h.Bias != "" && !ok {
+				return Head{}, nil, fmt.Errorf("%v: the classifier's bias %q is computed, not an initializer", n, h.Bias)
+			}
+			return h, n, nil
 		case "MatMul":
 			if _, ok := g.Params[n.Input(1)]; !ok || g.Params[n.Input(1)].T.Rank() != 2 {
-				return Head{}, fmt.Errorf("%v: the classifier's weight must be a 2-D initializer", n)
+				return Head{}, nil, fmt.Errorf("%v: the classifier's weight must be a 2-D initializer", n)
 			}
 			h := Head{Node: n.Name, Weight: n.Input(1)}
 			if add != nil {
@@ -76,9 +85,9 @@ func FindHead(g *rt.Graph) (Head, error) {
 					h.Bias = add.Input(0)
 				}
 			}
-			return h, nil
+			return h, n, nil
 		default:
-			return Head{}, fmt.Errorf("%v: expected a classifier (Gemm, or MatMul with an optional bias Add) before output %q", n, g.Outputs[0].Name)
+			return Head{}, nil, fmt.Errorf("%v: expected a classifier (Gemm, or MatMul with an optional bias Add) before output %q", n, g.Outputs[0].Name)
 		}
 	}
 }
@@ -92,15 +101,9 @@ func ReplaceHead(g *rt.Graph, cfg HeadConfig) (Head, error) {
 	if cfg.NumClasses < 1 {
 		return Head{}, fmt.Errorf("--num-classes %d: must be at least 1", cfg.NumClasses)
 	}
-	h, err := FindHead(g)
+	h, node, err := findHead(g)
 	if err != nil {
 		return Head{}, err
-	}
-	var node *rt.Node
-	for _, n := range g.Nodes {
-		if n.Name == h.Node {
-			node = n
-		}
 	}
 	w := g.Params[h.Weight].T
 	if w.DType != rt.Float32 || w.Rank() != 2 {
@@ -136,7 +139,7 @@ func ReplaceHead(g *rt.Graph, cfg HeadConfig) (Head, error) {
 		}
 		g.AddParam(h.Bias, bias, true)
 	} else if node.OpType == "Gemm" {
-		h.Bias = node.Name + ".bias"
+		h.Bias = unusedName(g, node.Name+".bias")
 		for len(node.Inputs) < 3 {
 			node.Inputs = append(node.Inputs, "")
 		}
@@ -144,12 +147,12 @@ func ReplaceHead(g *rt.Graph, cfg HeadConfig) (Head, error) {
 		g.AddParam(h.Bias, bias, true)
 	} else {
 		// MatMul without bias: add one.
-		h.Bias = node.Name + ".bias"
+		h.Bias = unusedName(g, node.Name+".bias")
 		out := node.Outputs[0]
-		mid := out + "_nobias"
+		mid := unusedName(g, out+"_nobias")
 		node.Outputs[0] = mid
 		g.AddParam(h.Bias, bias, true)
-		addNode := &rt.Node{Name: node.Name + "_bias_add", OpType: "Add", Inputs: []string{mid, h.Bias}, Outputs: []string{out}}
+		addNode := &rt.Node{Name: unusedNodeName(g, node.Name+"_bias_add"), OpType: "Add", Inputs: []string{mid, h.Bias}, Outputs: []string{out}}
 		for i, n := range g.Nodes {
 			if n == node {
 				g.Nodes = append(g.Nodes[:i+1], append([]*rt.Node{addNode}, g.Nodes[i+1:]...)...)
@@ -163,4 +166,40 @@ func ReplaceHead(g *rt.Graph, cfg HeadConfig) (Head, error) {
 		g.Outputs[0].Shape = s
 	}
 	return h, nil
+}
+
+// unusedName returns base, or base with a numeric suffix, that names no
+// parameter, graph input or node output of g.
+func unusedName(g *rt.Graph, base string) string {
+	used := map[string]bool{}
+	for name := range g.Params {
+		used[name] = true
+	}
+	for _, in := range g.Inputs {
+		used[in.Name] = true
+	}
+	for _, n := range g.Nodes {
+		for _, o := range n.Outputs {
+			used[o] = true
+		}
+	}
+	name := base
+	for i := 1; used[name]; i++ {
+		name = fmt.Sprintf("%s_%d", base, i)
+	}
+	return name
+}
+
+// unusedNodeName returns base, or base with a numeric suffix, that names no
+// node of g.
+func unusedNodeName(g *rt.Graph, base string) string {
+	used := map[string]bool{}
+	for _, n := range g.Nodes {
+		used[n.Name] = true
+	}
+	name := base
+	for i := 1; used[name]; i++ {
+		name = fmt.Sprintf("%s_%d", base, i)
+	}
+	return name
 }

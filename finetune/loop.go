@@ -3,8 +3,12 @@ package finetune
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/compressml/compress/data"
@@ -15,12 +19,23 @@ import (
 // Config.ValSplit hold-out of train when val is nil). Which parameters
 // train is decided by their Trainable flags (see FreezeSpec); the graph's
 // first input takes the examples and its first output is the loss's input.
+// When that output is a Softmax or LogSoftmax over the classes (with the
+// cross-entropy loss) or a Sigmoid (with BCE), training uses the logits
+// before it, as the losses expect logits.
 func Train(ctx context.Context, g *rt.Graph, train, val data.Dataset, cfg Config) (*Result, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
 	if ctx == nil {
 		ctx = context.Background()
+	}
+	if cfg.Checkpoint != "" && !cfg.Resume {
+		if st, err := os.Stat(filepath.Dir(cfg.Checkpoint)); err != nil || !st.IsDir() {
+			return nil, fmt.Errorf("checkpoint %s: its folder does not exist; create it or choose another --checkpoint", cfg.Checkpoint)
+		}
+	}
+	if cfg.Patience > 0 && val == nil && cfg.ValSplit == 0 {
+		return nil, fmt.Errorf("early stopping (patience %d) needs validation data: set a validation split (--val-split)", cfg.Patience)
 	}
 	loss, err := NewLoss(cfg.Loss, cfg.LabelSmoothing, cfg.ClassWeights)
 	if err != nil {
@@ -37,29 +52,39 @@ func Train(ctx context.Context, g *rt.Graph, train, val data.Dataset, cfg Config
 	for i, gr := range cfg.Groups {
 		p, err := ParsePattern(gr.Pattern)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("learning-rate group %d: %w", i+1, err)
+		}
+		if !(gr.LR >= 0) || math.IsInf(gr.LR, 0) {
+			return nil, fmt.Errorf("learning-rate group %q: learning rate %g must be finite and not negative", gr.Pattern, gr.LR)
 		}
 		groups[i].p, groups[i].lr = p, gr.LR
 	}
 	if val == nil && cfg.ValSplit > 0 {
 		train, val = SplitValidation(train, cfg.ValSplit, cfg.Seed)
+		if val == nil && cfg.Patience > 0 {
+			return nil, fmt.Errorf("early stopping (patience %d) needs validation data, but a split of %g of %d examples holds none", cfg.Patience, cfg.ValSplit, train.Len())
+		}
 	}
 	if train.Len() == 0 {
 		return nil, fmt.Errorf("no training examples")
 	}
 	inputs := realInputs(g)
 	if len(inputs) != 1 || len(g.Outputs) == 0 {
-		return nil, fmt.Errorf("training needs a model with one input and at least one output; this one has %d inputs", len(inputs))
+		return nil, fmt.Errorf("training needs a model with one input and at least one output; this one has %d inputs and %d outputs", len(inputs), len(g.Outputs))
 	}
-	exShape := inputs[0].Shape[1:]
+	var exShape []int
+	if s := inputs[0].Shape; len(s) > 1 {
+		exShape = s[1:]
+	}
 	for _, d := range exShape {
 		if d < 0 {
 			exShape = nil // let the data decide
 		}
 	}
+	tg := trainingGraph(g, loss)
 	var trainable []string
-	for _, name := range g.ParamNames() {
-		if g.Params[name].Trainable {
+	for _, name := range tg.ParamNames() {
+		if p := tg.Params[name]; p.Trainable && p.T.DType == rt.Float32 {
 			trainable = append(trainable, name)
 		}
 	}
@@ -67,21 +92,79 @@ func Train(ctx context.Context, g *rt.Graph, train, val data.Dataset, cfg Config
 		return nil, fmt.Errorf("every parameter is frozen: nothing to train (check --freeze, --freeze-until and --train-only)")
 	}
 
-	t := &trainer{g: g, cfg: cfg, loss: loss, opt: opt, trainable: trainable, input: inputs[0].Name, output: g.Outputs[0].Name, exShape: exShape}
+	t := &trainer{g: g, cfg: cfg, loss: loss, opt: opt, trainable: trainable, input: inputs[0].Name, output: tg.Outputs[0].Name, exShape: exShape}
+	readers := paramReaders(tg)
 	for _, name := range trainable {
 		lr := cfg.LR
 		for _, gr := range groups {
-			if gr.p.Match(name) {
+			if matchParam(gr.p, name, readers) {
 				lr = gr.lr
 				break
 			}
 		}
 		t.lrMult = append(t.lrMult, lr/cfg.LR)
 	}
-	if err := t.setup(ctx, train, val); err != nil {
+	if err := t.setup(ctx, tg, train, val); err != nil {
 		return nil, err
 	}
 	return t.run(ctx)
+}
+
+// trainingGraph is the part of g that training runs: g's nodes and
+// parameters (shared, not copied) down to the value the loss takes, which
+// is g's first output, or the logits before a final Softmax/LogSoftmax
+// over the last axis (cross-entropy) or Sigmoid (BCE). Nodes and
+// parameters only other outputs need are left out.
+func trainingGraph(g *rt.Graph, loss Loss) *rt.Graph {
+	out := g.Outputs[0]
+	if n := g.Producers()[out.Name]; n != nil && len(n.Inputs) > 0 {
+		logits := false
+		switch loss.(type) {
+		case CrossEntropy:
+			if n.OpType == "Softmax" || n.OpType == "LogSoftmax" {
+				axis := n.AttrInt("axis", -1)
+				logits = axis == -1 || (len(out.Shape) > 0 && axis == int64(len(out.Shape)-1))
+			}
+		case BCEWithLogits:
+			logits = n.OpType == "Sigmoid"
+		}
+		if logits && !g.IsInput(n.Inputs[0]) {
+			out.Name = n.Inputs[0]
+		}
+	}
+	tg := *g
+	tg.Nodes = slices.Clone(g.Nodes)
+	tg.Params = maps.Clone(g.Params)
+	tg.Outputs = []rt.ValueInfo{out}
+	rt.RemoveDeadCode(&tg)
+	return &tg
+}
+
+// paramReaders maps every parameter to the names of the nodes reading it.
+func paramReaders(g *rt.Graph) map[string][]string {
+	readers := map[string][]string{}
+	for _, n := range g.Nodes {
+		for _, in := range n.Inputs {
+			if _, ok := g.Params[in]; ok {
+				readers[in] = append(readers[in], n.Name)
+			}
+		}
+	}
+	return readers
+}
+
+// matchParam reports whether p matches the parameter name or a node
+// reading it.
+func matchParam(p Pattern, name string, readers map[string][]string) bool {
+	if p.Match(name) {
+		return true
+	}
+	for _, r := range readers[name] {
+		if p.Match(r) {
+			return true
+		}
+	}
+	return false
 }
 
 type trainer struct {
@@ -99,6 +182,7 @@ type trainer struct {
 	trainSrc, valSrc source
 	state            []string // parameters a training forward changes (BN statistics)
 	cached           bool
+	cacheSeconds     float64 // time spent computing the cached prefix
 }
 
 // source yields the batches of one epoch in a fixed order.
@@ -115,14 +199,15 @@ type batchOrErr struct {
 	err    error
 }
 
-func (t *trainer) setup(ctx context.Context, train, val data.Dataset) error {
-	tg := t.g
+func (t *trainer) setup(ctx context.Context, tg *rt.Graph, train, val data.Dataset) error {
 	if t.cfg.CacheFrozen {
-		prefix, suffix, frontier, err := SplitFrozen(t.g)
+		prefix, suffix, frontier, err := SplitFrozen(tg)
 		if err != nil {
 			return err
 		}
 		if prefix != nil {
+			start := time.Now()
+			defer func() { t.cacheSeconds = time.Since(start).Seconds() }()
 			ptrain, err := cachePrefix(ctx, prefix, frontier, train, t.exShape, t.cfg)
 			if err != nil {
 				return err
@@ -191,7 +276,7 @@ func (s *loaderSource) epoch(ctx context.Context, perm []int, start int) <-chan 
 				if perm != nil {
 					ex = perm[ex]
 				}
-				ch <- batchOrErr{err: fmt.Errorf("example %d of %s holds a NaN or Inf value (after preprocessing); fix or drop it", ex, data.Name(s.ds))}
+				ch <- batchOrErr{err: nonFiniteExample(s.ds, ex)}
 				return
 			}
 			select {
@@ -216,7 +301,7 @@ func (t *trainer) permutation(epoch int) []int {
 
 func (t *trainer) run(ctx context.Context) (*Result, error) {
 	cfg := t.cfg
-	res := &Result{Trainable: t.trainable, CachedFrozen: t.cached}
+	res := &Result{Trainable: t.trainable, CachedFrozen: t.cached, CacheSeconds: t.cacheSeconds}
 	steps := t.steps()
 	if cfg.Schedule.Kind == "cosine" && cfg.Schedule.TotalSteps == 0 {
 		cfg.Schedule.TotalSteps = steps * cfg.Epochs
@@ -236,27 +321,31 @@ func (t *trainer) run(ctx context.Context) (*Result, error) {
 	if cfg.Resume {
 		lastCkpt = cfg.Checkpoint
 	}
+	// The batch producers stop when ctx is cancelled and when run returns
+	// (on an error mid-epoch as well).
+	srcCtx, stopSources := context.WithCancel(ctx)
+	defer stopSources()
 	grads := make([]*rt.Tensor, len(t.trainable))
 	var lossGrad *rt.Tensor
 	totalSamples, totalTime := 0, 0.0
-	for epoch := st.Epoch; epoch < cfg.Epochs; epoch++ {
-		if st.Stop {
-			break
-		}
+	for epoch := st.Epoch; epoch < cfg.Epochs && !st.Stop; epoch++ {
 		perm := t.permutation(epoch)
 		start := st.StepInEpoch
 		eStart := time.Now()
 		sumLoss, sumCorrect, seen := st.SumLoss, st.SumCorrect, st.Seen
-		var lr float64
-		ch := t.trainSrc.epoch(ctx, perm, start)
+		// interrupted saves the progress of this epoch after step steps.
+		interrupted := func(step int, cause error) error {
+			st.Epoch, st.StepInEpoch, st.SumLoss, st.SumCorrect, st.Seen = epoch, step, sumLoss, sumCorrect, seen
+			return t.interrupt(st, best, cause)
+		}
+		lr := cfg.Schedule.LR(cfg.LR, epoch*steps+max(start-1, 0))
 		step := start
-		for b := range ch {
+		for b := range t.trainSrc.epoch(srcCtx, perm, start) {
 			if b.err != nil {
 				return nil, b.err
 			}
 			if err := ctx.Err(); err != nil {
-				st.Epoch, st.StepInEpoch, st.SumLoss, st.SumCorrect, st.Seen = epoch, step, sumLoss, sumCorrect, seen
-				return nil, t.interrupt(st, best, err)
+				return nil, interrupted(step, err)
 			}
 			global := epoch*steps + step
 			lr = cfg.Schedule.LR(cfg.LR, global)
@@ -296,6 +385,9 @@ func (t *trainer) run(ctx context.Context) (*Result, error) {
 				}
 				t.opt.Update(name, t.g.Params[name].T.F32, grads[i].F32, lr*t.lrMult[i])
 			}
+			if cfg.AfterStep != nil {
+				cfg.AfterStep()
+			}
 			bs := len(b.labels)
 			sumLoss += l * float64(bs)
 			sumCorrect += correct(y, b.labels)
@@ -309,8 +401,10 @@ func (t *trainer) run(ctx context.Context) (*Result, error) {
 			}
 		}
 		if err := ctx.Err(); err != nil {
-			st.Epoch, st.StepInEpoch, st.SumLoss, st.SumCorrect, st.Seen = epoch, step, sumLoss, sumCorrect, seen
-			return nil, t.interrupt(st, best, err)
+			return nil, interrupted(step, err)
+		}
+		if step != steps {
+			return nil, fmt.Errorf("epoch %d ended after %d of %d steps (the data set changed size?)", epoch+1, step, steps)
 		}
 		secs := time.Since(eStart).Seconds()
 		es := EpochStats{Epoch: epoch + 1, LR: lr, TrainLoss: sumLoss / float64(seen), TrainAccuracy: float64(sumCorrect) / float64(seen),
@@ -318,8 +412,12 @@ func (t *trainer) run(ctx context.Context) (*Result, error) {
 		totalSamples += seen - st.Seen
 		totalTime += secs
 		if t.valSrc != nil {
-			m, err := t.evaluate(ctx)
+			m, err := t.evaluate(srcCtx)
 			if err != nil {
+				if cerr := ctx.Err(); cerr != nil {
+					// Interrupted while validating: resuming redoes the validation.
+					return nil, interrupted(step, cerr)
+				}
 				return nil, err
 			}
 			es.Val = m
@@ -336,7 +434,6 @@ func (t *trainer) run(ctx context.Context) (*Result, error) {
 				st.BadEpochs++
 				if cfg.Patience > 0 && st.BadEpochs >= cfg.Patience {
 					st.Stop = true
-					res.StoppedEarly = true
 				}
 			}
 		}
@@ -356,10 +453,11 @@ func (t *trainer) run(ctx context.Context) (*Result, error) {
 		}
 	}
 	res.BestEpoch = st.BestEpoch
+	res.StoppedEarly = st.Stop
 	if best != nil {
 		t.restore(best)
 	}
-	if totalTime > 0 {
+	if totalTime += t.cacheSeconds; totalTime > 0 {
 		res.SamplesPerSec = float64(totalSamples) / totalTime
 	}
 	return res, nil
@@ -466,8 +564,19 @@ func (t *trainer) evaluate(ctx context.Context) (*Metrics, error) {
 	return m, nil
 }
 
-// correct counts the rows of y [B, C] whose argmax is the label.
+// correct counts the rows of y [B, C] whose argmax is the label; for one
+// output per example ([B] or [B, 1], a binary classifier's logit), the
+// examples whose logit is > 0 for label 1 and <= 0 for label 0.
 func correct(y *rt.Tensor, labels []int) int {
+	if y.Len() == len(labels) && (y.Rank() == 1 || (y.Rank() == 2 && y.Shape[1] == 1)) {
+		n := 0
+		for i, lab := range labels {
+			if (y.F32[i] > 0) == (lab == 1) {
+				n++
+			}
+		}
+		return n
+	}
 	if y.Rank() != 2 || y.Shape[0] != len(labels) || y.Shape[1] < 2 {
 		return 0
 	}
@@ -511,6 +620,19 @@ func realInputs(g *rt.Graph) []rt.ValueInfo {
 		}
 	}
 	return out
+}
+
+// nonFiniteExample reports a NaN or Inf in example i of ds, by its index
+// in the data set ds views (through validation splits and other subsets).
+func nonFiniteExample(ds data.Dataset, i int) error {
+	for {
+		sub, ok := ds.(*data.Subset)
+		if !ok || i < 0 || i >= len(sub.Indices) {
+			break
+		}
+		ds, i = sub.DS, sub.Indices[i]
+	}
+	return fmt.Errorf("example %d of %s holds a NaN or Inf value (after preprocessing); fix or drop it", i, data.Name(ds))
 }
 
 // firstNonFinite returns the index of the first NaN or Inf in x, or -1.

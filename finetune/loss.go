@@ -17,10 +17,15 @@ type Loss interface {
 }
 
 // CrossEntropy is softmax cross-entropy over the last axis of logits
-// [B, C], with optional label smoothing (the target puts 1-s on the label
-// and s/C on every class) and per-class weights (the loss of an example is
-// scaled by its class's weight and the batch mean divides by the sum of the
-// weights, as PyTorch does).
+// [B, C], with optional label smoothing and per-class weights, computed as
+// PyTorch's F.cross_entropy(logits, labels, weight, label_smoothing=s)
+// with the mean reduction:
+//
+//	loss_i = (1-s) * w[y_i] * -log p_i[y_i]  +  s/C * sum_j w[j] * -log p_i[j]
+//	loss   = sum_i loss_i / sum_i w[y_i]
+//
+// Without weights (w = 1) this is the cross-entropy against the smoothed
+// target that puts 1-s+s/C on the label and s/C on every other class.
 type CrossEntropy struct {
 	LabelSmoothing float64
 	ClassWeights   []float64
@@ -38,22 +43,30 @@ func (l CrossEntropy) Eval(out *rt.Tensor, labels []int, _ []float32, grad *rt.T
 	if l.ClassWeights != nil && len(l.ClassWeights) != c {
 		return 0, fmt.Errorf("cross-entropy: %d class weights for %d classes", len(l.ClassWeights), c)
 	}
+	for j, w := range l.ClassWeights {
+		if w < 0 || math.IsNaN(w) || math.IsInf(w, 0) {
+			return 0, fmt.Errorf("cross-entropy: class weight %d is %g; weights must be finite and not negative", j, w)
+		}
+	}
 	s := l.LabelSmoothing
-	if s < 0 || s >= 1 {
+	if s < 0 || s >= 1 || math.IsNaN(s) {
 		return 0, fmt.Errorf("label smoothing %g: must be in [0, 1)", s)
 	}
+	weight := func(j int) float64 {
+		if l.ClassWeights == nil {
+			return 1
+		}
+		return l.ClassWeights[j]
+	}
 	probs := make([]float64, c)
+	coef := make([]float64, c) // c_j: the loss of the row is sum_j c_j * -log p_j
 	total, wsum := 0.0, 0.0
 	for i := 0; i < b; i++ {
 		y := labels[i]
 		if y < 0 || y >= c {
 			return 0, fmt.Errorf("label %d of example %d is outside [0, %d): the model has %d outputs; use --num-classes to replace its head", y, i, c, c)
 		}
-		w := 1.0
-		if l.ClassWeights != nil {
-			w = l.ClassWeights[y]
-		}
-		wsum += w
+		wsum += weight(y)
 		row := out.F32[i*c : (i+1)*c]
 		mx := math.Inf(-1)
 		for _, v := range row {
@@ -65,16 +78,20 @@ func (l CrossEntropy) Eval(out *rt.Tensor, labels []int, _ []float32, grad *rt.T
 			z += probs[j]
 		}
 		logZ := math.Log(z) + mx
-		for j := range probs {
-			probs[j] /= z
-			t := s / float64(c)
+		csum := 0.0
+		for j := range coef {
+			coef[j] = s / float64(c) * weight(j)
 			if j == y {
-				t += 1 - s
+				coef[j] += (1 - s) * weight(y)
 			}
-			if t > 0 {
-				total -= w * t * (float64(row[j]) - logZ)
+			csum += coef[j]
+			if coef[j] != 0 {
+				total -= coef[j] * (float64(row[j]) - logZ)
 			}
-			grad.F32[i*c+j] = float32(w * (probs[j] - t))
+		}
+		// d/dz_k sum_j c_j * -log p_j = p_k * sum_j c_j - c_k.
+		for j := range probs {
+			grad.F32[i*c+j] = float32(probs[j]/z*csum - coef[j])
 		}
 	}
 	if wsum == 0 {
@@ -87,12 +104,21 @@ func (l CrossEntropy) Eval(out *rt.Tensor, labels []int, _ []float32, grad *rt.T
 	return total / wsum, nil
 }
 
-// MSE is the mean squared error over all output values.
+// MSE is the mean squared error over all output values. With labels
+// instead of targets, the target of a [B, C] output (C > 1) is the one-hot
+// encoding of the label, and that of a [B] or [B, 1] output the label
+// itself.
 type MSE struct{}
 
 // Eval implements Loss.
-func (MSE) Eval(out *rt.Tensor, _ []int, targets []float32, grad *rt.Tensor) (float64, error) {
+func (MSE) Eval(out *rt.Tensor, labels []int, targets []float32, grad *rt.Tensor) (float64, error) {
 	n := out.Len()
+	if targets == nil && labels != nil {
+		var err error
+		if targets, err = labelTargets("mse", out, labels); err != nil {
+			return 0, err
+		}
+	}
 	if len(targets) != n {
 		return 0, fmt.Errorf("mse: %d targets for %d outputs %v", len(targets), n, out.Shape)
 	}
@@ -104,6 +130,30 @@ func (MSE) Eval(out *rt.Tensor, _ []int, targets []float32, grad *rt.Tensor) (fl
 		grad.F32[i] = float32(scale * d)
 	}
 	return total / float64(n), nil
+}
+
+// labelTargets turns class labels into regression targets for out: one-hot
+// rows for [B, C] with C > 1, the label values for one output per example.
+func labelTargets(who string, out *rt.Tensor, labels []int) ([]float32, error) {
+	n := out.Len()
+	targets := make([]float32, n)
+	if len(labels) == n { // one output per example
+		for i, y := range labels {
+			targets[i] = float32(y)
+		}
+		return targets, nil
+	}
+	if out.Rank() != 2 || out.Shape[0] != len(labels) {
+		return nil, fmt.Errorf("%s: %d labels for outputs of shape %v; want [batch] or [batch, classes]", who, len(labels), out.Shape)
+	}
+	c := out.Shape[1]
+	for i, y := range labels {
+		if y < 0 || y >= c {
+			return nil, fmt.Errorf("%s: label %d of example %d is outside [0, %d): the model has %d outputs; use --num-classes to replace its head", who, y, i, c, c)
+		}
+		targets[i*c+y] = 1
+	}
+	return targets, nil
 }
 
 // BCEWithLogits is binary cross-entropy on logits (numerically stable),

@@ -37,8 +37,11 @@ type OptimizerConfig struct {
 
 // NewOptimizer builds the optimizer cfg describes.
 func NewOptimizer(cfg OptimizerConfig) (Optimizer, error) {
-	if cfg.WeightDecay < 0 || cfg.Momentum < 0 || cfg.Momentum >= 1 {
-		return nil, fmt.Errorf("optimizer: weight decay must be >= 0 and momentum in [0, 1)")
+	if !(cfg.WeightDecay >= 0) || !(cfg.Momentum >= 0 && cfg.Momentum < 1) {
+		return nil, fmt.Errorf("optimizer: weight decay must be >= 0 and momentum in [0, 1) (got %g and %g)", cfg.WeightDecay, cfg.Momentum)
+	}
+	if !(cfg.Eps >= 0) {
+		return nil, fmt.Errorf("optimizer: eps %g must not be negative", cfg.Eps)
 	}
 	if cfg.Beta1 == 0 {
 		cfg.Beta1 = 0.9
@@ -103,17 +106,14 @@ func (o *sgd) Update(name string, w, g []float32, lr float64) {
 }
 
 func (o *sgd) State() OptimizerState {
-	return OptimizerState{Kind: "sgd", Step: o.step, Slots: o.slots}
+	return OptimizerState{Kind: "sgd", Step: o.step, Slots: cloneSlots(o.slots)}
 }
 
 func (o *sgd) SetState(s OptimizerState) error {
 	if s.Kind != "sgd" {
 		return fmt.Errorf("checkpoint has %s optimizer state, the run uses sgd", s.Kind)
 	}
-	o.step, o.slots = s.Step, s.Slots
-	if o.slots == nil {
-		o.slots = map[string][][]float32{}
-	}
+	o.step, o.slots = s.Step, cloneSlots(s.Slots)
 	return nil
 }
 
@@ -132,7 +132,11 @@ func (o *adam) Update(name string, w, g []float32, lr float64) {
 		o.slots[name] = s
 	}
 	m, v := s[0], s[1]
+	// As in PyTorch, 1-beta is computed in float64 and then rounded (the
+	// float32 beta's own complement would be off by ~1e-5 relative for
+	// beta2 = 0.999).
 	b1, b2 := float32(o.cfg.Beta1), float32(o.cfg.Beta2)
+	omb1, omb2 := float32(1-o.cfg.Beta1), float32(1-o.cfg.Beta2)
 	bc1 := 1 - math.Pow(o.cfg.Beta1, float64(o.step))
 	bc2 := 1 - math.Pow(o.cfg.Beta2, float64(o.step))
 	stepSize := float32(lr / bc1)
@@ -141,7 +145,7 @@ func (o *adam) Update(name string, w, g []float32, lr float64) {
 	wd := float32(o.cfg.WeightDecay)
 	decoupled := o.cfg.Kind == "adamw"
 	if decoupled && wd != 0 {
-		f := 1 - float32(lr)*wd
+		f := float32(1 - lr*o.cfg.WeightDecay)
 		for i := range w {
 			w[i] *= f
 		}
@@ -151,26 +155,37 @@ func (o *adam) Update(name string, w, g []float32, lr float64) {
 		if !decoupled {
 			gi += wd * w[i]
 		}
-		m[i] = b1*m[i] + (1-b1)*gi
-		v[i] = b2*v[i] + (1-b2)*gi*gi
+		m[i] = b1*m[i] + omb1*gi
+		v[i] = b2*v[i] + omb2*gi*gi
 		denom := float32(math.Sqrt(float64(v[i])))/sqrtBc2 + eps
 		w[i] -= stepSize * m[i] / denom
 	}
 }
 
 func (o *adam) State() OptimizerState {
-	return OptimizerState{Kind: o.cfg.Kind, Step: o.step, Slots: o.slots}
+	return OptimizerState{Kind: o.cfg.Kind, Step: o.step, Slots: cloneSlots(o.slots)}
 }
 
 func (o *adam) SetState(s OptimizerState) error {
 	if s.Kind != o.cfg.Kind {
 		return fmt.Errorf("checkpoint has %s optimizer state, the run uses %s", s.Kind, o.cfg.Kind)
 	}
-	o.step, o.slots = s.Step, s.Slots
-	if o.slots == nil {
-		o.slots = map[string][][]float32{}
-	}
+	o.step, o.slots = s.Step, cloneSlots(s.Slots)
 	return nil
+}
+
+// cloneSlots deep-copies optimizer slots, so that a saved state does not
+// change with later steps (and a restored one does not alias the source).
+func cloneSlots(s map[string][][]float32) map[string][][]float32 {
+	out := make(map[string][][]float32, len(s))
+	for name, bufs := range s {
+		c := make([][]float32, len(bufs))
+		for i, b := range bufs {
+			c[i] = append([]float32(nil), b...)
+		}
+		out[name] = c
+	}
+	return out
 }
 
 // Schedule gives the learning rate at a step (0-based, counted over the
@@ -197,6 +212,15 @@ func (s Schedule) Validate() error {
 	}
 	if s.WarmupSteps < 0 {
 		return fmt.Errorf("warm-up steps must not be negative")
+	}
+	if !(s.Gamma >= 0) {
+		return fmt.Errorf("step schedule: gamma %g must not be negative", s.Gamma)
+	}
+	if s.TotalSteps < 0 {
+		return fmt.Errorf("cosine schedule: total steps %d must not be negative", s.TotalSteps)
+	}
+	if !(s.MinLR >= 0) {
+		return fmt.Errorf("cosine schedule: minimum learning rate %g must not be negative", s.MinLR)
 	}
 	return nil
 }

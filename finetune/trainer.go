@@ -18,9 +18,11 @@ type Config struct {
 
 	Optimizer OptimizerConfig
 	LR        float64 // base learning rate (default 1e-3)
-	// Groups give parameters matching a pattern their own learning rate
+	// Groups give parameters matching a pattern (by parameter name or the
+	// name of a node reading it, as in FreezeSpec) their own learning rate
 	// (the first matching group wins; others use LR), e.g. a lower rate for
-	// an unfrozen backbone than for a new head.
+	// an unfrozen backbone than for a new head. The schedule scales every
+	// group's rate alike.
 	Groups   []LRGroup
 	Schedule Schedule
 
@@ -52,9 +54,16 @@ type Config struct {
 
 	// Progress, when set, receives an event after every step and epoch.
 	Progress func(Event)
+
+	// AfterStep, when set, is called after every optimizer step, once the
+	// parameters have been updated (and before the step's Progress event).
+	// Pruning uses it to re-apply its masks so that pruned weights stay
+	// exactly zero; it may change parameter values in place.
+	AfterStep func()
 }
 
-// LRGroup sets the learning rate of the parameters matching Pattern.
+// LRGroup sets the learning rate of the parameters matching Pattern (a
+// glob or /regexp/ over parameter and node names; see ParsePattern).
 type LRGroup struct {
 	Pattern string
 	LR      float64
@@ -95,12 +104,15 @@ type EpochStats struct {
 
 // Result is what Train returns.
 type Result struct {
-	History       []EpochStats `json:"history"`
-	BestEpoch     int          `json:"best_epoch"`
-	StoppedEarly  bool         `json:"stopped_early"`
-	Trainable     []string     `json:"trainable"`
-	CachedFrozen  bool         `json:"cached_frozen"`
-	SamplesPerSec float64      `json:"samples_per_sec"` // over all training steps
+	History      []EpochStats `json:"history"`
+	BestEpoch    int          `json:"best_epoch"`
+	StoppedEarly bool         `json:"stopped_early"`
+	Trainable    []string     `json:"trainable"`
+	CachedFrozen bool         `json:"cached_frozen"`
+	// CacheSeconds is the time spent computing the frozen prefix once; it is
+	// counted in SamplesPerSec, which covers all training steps.
+	CacheSeconds  float64 `json:"cache_seconds"`
+	SamplesPerSec float64 `json:"samples_per_sec"` // over all training steps
 }
 
 // ErrInterrupted is wrapped by the error Train returns when its context is

@@ -205,7 +205,11 @@ func (g *Graph) Consumers() map[string][]*Node {
 }
 
 // Clone returns a deep copy of the graph (parameters included).
-func (g *Graph) Clone() *Graph {
+func (g *Graph) Clone() *Graph { return g.clone(true) }
+
+// clone copies the graph's structure and Param records; with deep unset the
+// parameter tensors are shared, not copied.
+func (g *Graph) clone(deep bool) *Graph {
 	c := *g
 	c.Nodes = make([]*Node, len(g.Nodes))
 	for i, n := range g.Nodes {
@@ -224,7 +228,11 @@ func (g *Graph) Clone() *Graph {
 	c.Outputs = append([]ValueInfo{}, g.Outputs...)
 	c.Params = make(map[string]*Param, len(g.Params))
 	for k, p := range g.Params {
-		c.Params[k] = &Param{Name: p.Name, T: p.T.Clone(), Trainable: p.Trainable}
+		t := p.T
+		if deep {
+			t = t.Clone()
+		}
+		c.Params[k] = &Param{Name: p.Name, T: t, Trainable: p.Trainable}
 	}
 	if g.Meta != nil {
 		c.Meta = make(map[string]string, len(g.Meta))

@@ -133,17 +133,7 @@ func defaultEvalMode(g *Graph, n *Node) bool {
 }
 
 // shareParams copies g's structure and Param records but shares tensors.
-func (g *Graph) shareParams() *Graph {
-	tensors := make(map[string]*Tensor, len(g.Params))
-	for k, p := range g.Params {
-		tensors[k] = p.T
-	}
-	c := g.Clone()
-	for k, p := range c.Params {
-		p.T = tensors[k]
-	}
-	return c
-}
+func (g *Graph) shareParams() *Graph { return g.clone(false) }
 
 // Graph returns the executor's graph: its parameters are those of the graph
 // given to NewGradExecutor.

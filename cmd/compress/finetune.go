@@ -44,7 +44,7 @@ func finetuneCommand() *cli.Command {
 			"error naming the step and the last good checkpoint.\n\n" +
 			"Examples:\n" +
 			"   compress finetune --model mnist-8/model.onnx --data /usr/share/datasets/fashion-mnist \\\n" +
-			"       --freeze 'Parameter5' --freeze 'Parameter87' --num-classes 10 --epochs 3 --batch 128 \\\n" +
+			"       --freeze-until Pooling160 --num-classes 10 --epochs 3 --batch 128 \\\n" +
 			"       --optimizer adam --lr 1e-3 --seed 0 --out fashion.onnx\n" +
 			"   compress finetune --model lenet.onnx --data mnist/ --epochs 10 --optimizer sgd --lr 0.05 \\\n" +
 			"       --momentum 0.9 --schedule cosine --val-split 0.1 --patience 3 --out lenet-ft.onnx --plot curves.png",

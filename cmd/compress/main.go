@@ -138,6 +138,19 @@ func reorderArgs(app *cli.App, args []string) []string {
 	if cmd == nil {
 		return args
 	}
+	return append([]string{args[0]}, reorderCommandArgs(cmd, args[1:])...)
+}
+
+// reorderCommandArgs reorders args[1:] for command cmd (args[0] is its
+// name), descending into a subcommand named by args[1].
+func reorderCommandArgs(cmd *cli.Command, args []string) []string {
+	if len(args) > 1 {
+		for _, sub := range cmd.Subcommands {
+			if sub.HasName(args[1]) {
+				return append([]string{args[0]}, reorderCommandArgs(sub, args[1:])...)
+			}
+		}
+	}
 	boolFlag := map[string]bool{"help": true, "h": true}
 	for _, f := range cmd.Flags {
 		if _, ok := f.(*cli.BoolFlag); ok {
@@ -147,7 +160,7 @@ func reorderArgs(app *cli.App, args []string) []string {
 		}
 	}
 	var flags, pos []string
-	rest := args[2:]
+	rest := args[1:]
 	for i := 0; i < len(rest); i++ {
 		a := rest[i]
 		if a == "--" {
@@ -168,7 +181,7 @@ func reorderArgs(app *cli.App, args []string) []string {
 			flags = append(flags, rest[i])
 		}
 	}
-	out := append([]string{args[0], args[1]}, flags...)
+	out := append([]string{args[0]}, flags...)
 	if len(pos) > 0 {
 		out = append(append(out, "--"), pos...)
 	}
