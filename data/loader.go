@@ -157,6 +157,11 @@ type LoaderOptions struct {
 	Seed    uint64
 	// DropLast drops a last, incomplete batch.
 	DropLast bool
+	// Augment, when set and enabled, randomly transforms every example
+	// (before preprocessing) as it is loaded; the examples must be images
+	// (Shape of rank 2 or more: [... H W]). See Augment for how the draws
+	// are seeded, and Loader.WithEpoch to vary them per epoch.
+	Augment *Augment
 }
 
 // Loader cuts a Dataset into preprocessed batches shaped for a model.
@@ -176,6 +181,11 @@ type Batch struct {
 	Labels []int
 	// Indices holds each example's index in the data set.
 	Indices []int
+	// Targets holds the regression targets, shape [B, K], when the data set
+	// has them (see Targeter); nil otherwise.
+	Targets *rt.Tensor
+
+	scratch []float32 // augmentation buffer
 }
 
 // NewLoader prepares batches of ds.
@@ -195,6 +205,9 @@ func NewLoader(ds Dataset, opts LoaderOptions) (*Loader, error) {
 	if err := opts.Preprocess.Validate(); err != nil {
 		return nil, err
 	}
+	if err := opts.Augment.Validate(); err != nil {
+		return nil, err
+	}
 	dsShape := ds.Shape()
 	shape := dsShape
 	if opts.Shape != nil {
@@ -209,6 +222,13 @@ func NewLoader(ds Dataset, opts LoaderOptions) (*Loader, error) {
 	}
 	if _, _, err := opts.Preprocess.channels(append([]int{1}, shape...)); err != nil {
 		return nil, err
+	}
+	if opts.Augment.Enabled() {
+		if _, _, _, err := augShape(shape); err != nil {
+			return nil, err
+		}
+		a := *opts.Augment
+		opts.Augment = &a
 	}
 	n := ds.Len()
 	order := make([]int, n)
@@ -242,6 +262,20 @@ func (l *Loader) NumBatches() int {
 	return (len(l.order) + bs - 1) / bs
 }
 
+// WithEpoch returns a loader over the same examples, in the same order,
+// whose augmentation draws are those of epoch e (l itself when it does not
+// augment). It is cheap: the visiting order is shared.
+func (l *Loader) WithEpoch(e int) *Loader {
+	if !l.opts.Augment.Enabled() {
+		return l
+	}
+	c := *l
+	a := *l.opts.Augment
+	a.Epoch = e
+	c.opts.Augment = &a
+	return &c
+}
+
 // BatchSize is the number of examples of a full batch.
 func (l *Loader) BatchSize() int { return l.opts.BatchSize }
 
@@ -271,12 +305,34 @@ func (l *Loader) Batch(i int, dst *Batch) (*Batch, error) {
 	dst.X.F32 = dst.X.F32[:need]
 	dst.Labels = append(dst.Labels[:0], make([]int, b)...)
 	dst.Indices = append(dst.Indices[:0], l.order[lo:hi]...)
+	aug := l.opts.Augment
 	for j, idx := range dst.Indices {
-		label, err := l.ds.Example(idx, dst.X.F32[j*l.size:(j+1)*l.size])
+		xj := dst.X.F32[j*l.size : (j+1)*l.size]
+		label, err := l.ds.Example(idx, xj)
 		if err != nil {
 			return nil, err
 		}
 		dst.Labels[j] = label
+		if aug.Enabled() {
+			if dst.scratch, err = aug.apply(xj, l.shape, rootIndex(l.ds, idx), dst.scratch); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if k, ok := HasTargets(l.ds); !ok {
+		dst.Targets = nil
+	} else {
+		tg := l.ds.(Targeter)
+		if dst.Targets == nil || cap(dst.Targets.F32) < b*k {
+			dst.Targets = &rt.Tensor{DType: rt.Float32, F32: make([]float32, b*k)}
+		}
+		dst.Targets.Shape = []int{b, k}
+		dst.Targets.F32 = dst.Targets.F32[:b*k]
+		for j, idx := range dst.Indices {
+			if err := tg.Targets(idx, dst.Targets.F32[j*k:(j+1)*k]); err != nil {
+				return nil, err
+			}
+		}
 	}
 	if err := l.opts.Preprocess.Apply(dst.X.F32, shape); err != nil {
 		return nil, err

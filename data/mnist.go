@@ -15,22 +15,24 @@ import (
 // Split names a part of a data set.
 type Split string
 
-// The splits of MNIST-format data sets.
+// The splits of data sets stored in two parts (see also SplitAll).
 const (
 	SplitTrain Split = "train"
 	SplitTest  Split = "test"
 )
 
-// ParseSplit accepts "train" or "test" (and MNIST's file prefix "t10k" for
-// test).
+// ParseSplit accepts "train", "test" (and MNIST's file prefix "t10k" for
+// test) or "all" (see OpenWith).
 func ParseSplit(s string) (Split, error) {
 	switch strings.ToLower(strings.TrimSpace(s)) {
 	case "train", "training":
 		return SplitTrain, nil
 	case "test", "t10k":
 		return SplitTest, nil
+	case "all":
+		return SplitAll, nil
 	}
-	return "", fmt.Errorf("unknown split %q: use train or test", s)
+	return "", fmt.Errorf("unknown split %q: use train, test or all", s)
 }
 
 // mnistPrefix maps a split to MNIST's file-name prefix.

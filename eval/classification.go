@@ -12,14 +12,20 @@ import (
 const TopK = 5
 
 // Classification accumulates classification results: a confusion matrix and
-// top-k hits. Its methods are safe for concurrent use, and since it only
-// counts, the result does not depend on the order of Add calls.
+// top-k hits, and keeps the scores for ROC-AUC. Its methods are safe for
+// concurrent use, and the result does not depend on the order of Add calls.
 type Classification struct {
 	mu        sync.Mutex
 	classes   int
 	confusion []int64 // [true*classes + predicted]
 	topK      int64
 	n         int64
+	// The scores and labels of every example, for ROC-AUC (whose value
+	// does not depend on their order), and how many examples came without
+	// scores (AddPredictions).
+	scores   []float32
+	labels   []int32
+	unscored int64
 }
 
 // NewClassification returns an empty accumulator for numClasses classes.
@@ -79,7 +85,9 @@ func (c *Classification) Add(scores []float32, labels []int) error {
 	defer c.mu.Unlock()
 	for i, l := range labels {
 		c.confusion[l*c.classes+preds[i]]++
+		c.labels = append(c.labels, int32(l))
 	}
+	c.scores = append(c.scores, scores...)
 	c.topK += hits
 	c.n += int64(len(labels))
 	return nil
@@ -105,6 +113,7 @@ func (c *Classification) AddPredictions(preds, labels []int) error {
 		}
 	}
 	c.n += int64(len(labels))
+	c.unscored += int64(len(labels))
 	return nil
 }
 
@@ -115,6 +124,7 @@ func (c *Classification) Merge(o *Classification) error {
 	}
 	o.mu.Lock()
 	conf, topK, n := append([]int64{}, o.confusion...), o.topK, o.n
+	scores, labels, unscored := append([]float32{}, o.scores...), append([]int32{}, o.labels...), o.unscored
 	o.mu.Unlock()
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -123,6 +133,9 @@ func (c *Classification) Merge(o *Classification) error {
 	}
 	c.topK += topK
 	c.n += n
+	c.scores = append(c.scores, scores...)
+	c.labels = append(c.labels, labels...)
+	c.unscored += unscored
 	return nil
 }
 
@@ -134,6 +147,10 @@ type ClassMetrics struct {
 	Precision float64 `json:"precision"`
 	Recall    float64 `json:"recall"`
 	F1        float64 `json:"f1"`
+	// ROCAUC is the one-vs-rest area under the ROC curve of this class's
+	// score; absent when undefined (no example, or only examples, of the
+	// class, or predictions recorded without scores).
+	ROCAUC *float64 `json:"roc_auc,omitempty"`
 }
 
 // ClassificationReport is the result of evaluating a classifier. Field
@@ -151,6 +168,13 @@ type ClassificationReport struct {
 	MacroPrecision float64 `json:"macro_precision"`
 	MacroRecall    float64 `json:"macro_recall"`
 	MacroF1        float64 `json:"macro_f1"`
+	// ROCAUC is the area under the ROC curve: for two classes the binary
+	// area of class 1's score (the softmax probability of class 1), for
+	// more the mean of the one-vs-rest areas of the classes where it is
+	// defined (macro average, scores being softmax probabilities). Null when
+	// undefined: a single class present, or predictions without scores.
+	// See ROCAUC for the exact definition (scikit-learn's).
+	ROCAUC *float64 `json:"roc_auc"`
 	// PerClass holds one entry per class.
 	PerClass []ClassMetrics `json:"per_class"`
 	// ConfusionMatrix[t][p] counts examples of true class t predicted as p.
@@ -207,6 +231,13 @@ func (c *Classification) Report() *ClassificationReport {
 		r.MacroRecall /= float64(present)
 		r.MacroF1 /= float64(present)
 	}
+	if c.unscored == 0 {
+		var per []*float64
+		r.ROCAUC, per = classAUC(c.scores, c.labels, k)
+		for t := range per {
+			r.PerClass[t].ROCAUC = per[t]
+		}
+	}
 	return r
 }
 
@@ -217,11 +248,25 @@ func (r *ClassificationReport) WriteText(w io.Writer) error {
 	fmt.Fprintf(&b, "examples        %d\n", r.NumExamples)
 	fmt.Fprintf(&b, "accuracy        %.4f\n", r.Accuracy)
 	fmt.Fprintf(&b, "top-%d accuracy  %.4f\n", TopK, r.Top5Accuracy)
-	fmt.Fprintf(&b, "macro precision %.4f  recall %.4f  F1 %.4f\n\n", r.MacroPrecision, r.MacroRecall, r.MacroF1)
+	fmt.Fprintf(&b, "macro precision %.4f  recall %.4f  F1 %.4f\n", r.MacroPrecision, r.MacroRecall, r.MacroF1)
+	if r.ROCAUC != nil {
+		kind := "one-vs-rest macro"
+		if r.NumClasses == 2 {
+			kind = "binary, class 1"
+		}
+		fmt.Fprintf(&b, "ROC-AUC         %.4f (%s)\n", *r.ROCAUC, kind)
+	}
+	b.WriteString("\n")
+	auc := func(v *float64) string {
+		if v == nil {
+			return "-"
+		}
+		return fmt.Sprintf("%.4f", *v)
+	}
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "class\tsupport\tprecision\trecall\tF1\t")
+	fmt.Fprintln(tw, "class\tsupport\tprecision\trecall\tF1\tROC-AUC\t")
 	for _, m := range r.PerClass {
-		fmt.Fprintf(tw, "%d\t%d\t%.4f\t%.4f\t%.4f\t\n", m.Class, m.Support, m.Precision, m.Recall, m.F1)
+		fmt.Fprintf(tw, "%d\t%d\t%.4f\t%.4f\t%.4f\t%s\t\n", m.Class, m.Support, m.Precision, m.Recall, m.F1, auc(m.ROCAUC))
 	}
 	tw.Flush()
 	b.WriteString("\nconfusion matrix (rows: true class, columns: predicted class)\n")

@@ -10,13 +10,13 @@ import (
 	rt "github.com/compressml/compress/runtime"
 )
 
-// Options configure Classify.
+// Options configure Classify and Regress.
 type Options struct {
 	// Input names the model input fed with the data; "" means the model's
 	// only input.
 	Input string
-	// Output names the model output holding class scores; "" means the
-	// first output.
+	// Output names the model output holding class scores (or regression
+	// predictions); "" means the first output.
 	Output string
 	// BatchSize is the batch used when the model's batch dimension is
 	// dynamic (data.DefaultBatchSize if 0). A model whose batch dimension
@@ -99,24 +99,74 @@ func FeedInput(g *rt.Graph, name string, exampleShape []int) (*ModelInput, error
 }
 
 // Classify runs a classifier over a data set and reports its accuracy, top-5
-// accuracy, per-class metrics and confusion matrix. The model output must
-// hold one row of class scores per example ([B, C], or [B, C, 1, ...]).
-// Batches are run one after the other; the executor's threads parallelise
-// each run. The result is deterministic.
+// accuracy, per-class metrics, ROC-AUC and confusion matrix. The model
+// output must hold one row of class scores per example ([B, C], or
+// [B, C, 1, ...]); a single score per example ([B 1] or [B]) is the logit
+// of class 1 of a binary classifier (class 1 when it is positive, its
+// sigmoid the probability). Batches are run one after the other; the
+// executor's threads parallelise each run. The result is deterministic.
 func Classify(ctx context.Context, ex *rt.Executor, ds data.Dataset, opts Options) (*ClassificationReport, error) {
+	var acc *Classification
+	var binary []float32
+	err := forEachBatch(ctx, ex, ds, opts, func(bi int, b *data.Batch, y *rt.Tensor, rows int, outName string) error {
+		n := len(b.Labels)
+		if y.DType != rt.Float32 {
+			return fmt.Errorf("model output %q holds %v values; class scores must be float32", outName, y.DType)
+		}
+		batchOK := len(y.Shape) > 0 && y.Shape[0] == rows || rows == 1 // [C] is fine for one example
+		if !batchOK || y.Len()%rows != 0 || y.Len() == 0 {
+			return fmt.Errorf("model output %q has shape %v; a classifier's output must have one row of scores per example ([%d C])", outName, y.Shape, rows)
+		}
+		classes := y.Len() / rows
+		scores := y.F32[:n*classes]
+		if classes == 1 && ds.NumClasses() <= 2 {
+			// One logit per example: scores [0, logit] rank like sigmoid(logit).
+			classes = 2
+			binary = append(binary[:0], make([]float32, 2*n)...)
+			for i := range n {
+				binary[2*i+1] = y.F32[i]
+			}
+			scores = binary
+		}
+		if acc == nil {
+			if dc := ds.NumClasses(); dc > classes {
+				return fmt.Errorf("%s has %d classes but model output %q scores %d; use a model trained for these classes", data.Name(ds), dc, outName, classes)
+			}
+			var err error
+			if acc, err = NewClassification(classes); err != nil {
+				return err
+			}
+		} else if classes != acc.NumClasses() {
+			return fmt.Errorf("model output %q scores %d classes in batch %d but %d before", outName, classes, bi, acc.NumClasses())
+		}
+		if err := acc.Add(scores, b.Labels); err != nil {
+			return fmt.Errorf("batch %d: %w", bi, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return acc.Report(), nil
+}
+
+// forEachBatch runs the model over the data set in order and calls fn with
+// every batch, the chosen output (holding rows examples: the batch, padded
+// to a fixed batch size) and its name.
+func forEachBatch(ctx context.Context, ex *rt.Executor, ds data.Dataset, opts Options, fn func(bi int, b *data.Batch, y *rt.Tensor, rows int, outName string) error) error {
 	g := ex.Graph()
 	in, err := FeedInput(g, opts.Input, ds.Shape())
 	if err != nil {
-		return nil, err
+		return err
 	}
 	outName := opts.Output
 	if outName == "" {
 		if len(g.Outputs) == 0 {
-			return nil, fmt.Errorf("the model has no outputs")
+			return fmt.Errorf("the model has no outputs")
 		}
 		outName = g.Outputs[0].Name
 	} else if !hasOutput(g, outName) {
-		return nil, fmt.Errorf("the model has no output %q (its outputs: %s)", outName, outputNames(g))
+		return fmt.Errorf("the model has no output %q (its outputs: %s)", outName, outputNames(g))
 	}
 	bs := opts.BatchSize
 	if in.FixedBatch > 0 {
@@ -124,21 +174,20 @@ func Classify(ctx context.Context, ex *rt.Executor, ds data.Dataset, opts Option
 	}
 	ld, err := data.NewLoader(ds, data.LoaderOptions{BatchSize: bs, Shape: in.Shape, Preprocess: opts.Preprocess, Limit: opts.Limit})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if ld.Len() == 0 {
-		return nil, fmt.Errorf("%s has no examples to evaluate", data.Name(ds))
+		return fmt.Errorf("%s has no examples to evaluate", data.Name(ds))
 	}
-	var acc *Classification
 	var b *data.Batch
 	var padded *rt.Tensor
 	done := 0
 	for bi := range ld.NumBatches() {
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return err
 		}
 		if b, err = ld.Batch(bi, b); err != nil {
-			return nil, err
+			return err
 		}
 		n := len(b.Labels)
 		x := b.X
@@ -153,38 +202,21 @@ func Classify(ctx context.Context, ex *rt.Executor, ds data.Dataset, opts Option
 		}
 		outs, err := ex.Run(ctx, map[string]*rt.Tensor{in.Name: x})
 		if err != nil {
-			return nil, fmt.Errorf("running batch %d (examples %d-%d): %w", bi, done, done+n-1, err)
+			return fmt.Errorf("running batch %d (examples %d-%d): %w", bi, done, done+n-1, err)
 		}
 		y := outs[outName]
 		if y == nil {
-			return nil, fmt.Errorf("the model did not produce output %q", outName)
+			return fmt.Errorf("the model did not produce output %q", outName)
 		}
-		if y.DType != rt.Float32 {
-			return nil, fmt.Errorf("model output %q holds %v values; class scores must be float32", outName, y.DType)
-		}
-		rows := x.Shape[0]
-		batchOK := len(y.Shape) > 0 && y.Shape[0] == rows || rows == 1 // [C] is fine for one example
-		if !batchOK || y.Len()%rows != 0 || y.Len() == 0 {
-			return nil, fmt.Errorf("model output %q has shape %v; a classifier's output must have one row of scores per example ([%d C])", outName, y.Shape, rows)
-		}
-		classes := y.Len() / rows
-		if acc == nil {
-			if dc := ds.NumClasses(); dc > classes {
-				return nil, fmt.Errorf("%s has %d classes but model output %q scores %d; use a model trained for these classes", data.Name(ds), dc, outName, classes)
-			}
-			if acc, err = NewClassification(classes); err != nil {
-				return nil, err
-			}
-		}
-		if err := acc.Add(y.F32[:n*classes], b.Labels); err != nil {
-			return nil, fmt.Errorf("batch %d: %w", bi, err)
+		if err := fn(bi, b, y, x.Shape[0], outName); err != nil {
+			return err
 		}
 		done += n
 		if opts.Progress != nil {
 			opts.Progress(done, ld.Len())
 		}
 	}
-	return acc.Report(), nil
+	return nil
 }
 
 func hasOutput(g *rt.Graph, name string) bool {
