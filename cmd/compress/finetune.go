@@ -63,7 +63,7 @@ func finetuneCommand() *cli.Command {
 // trainFlags are the flags of every command that trains.
 func trainFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "data", Aliases: []string{"d"}, Usage: "data set `PATH` (a folder of MNIST-format idx files)"},
+		&cli.StringFlag{Name: "data", Aliases: []string{"d"}, Usage: "data set `PATH`: MNIST-format idx folder, CSV file, NPY folder or NPZ archive, or an image folder (one sub-folder per class)"},
 		&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Usage: "write the trained model to `FILE`"},
 		&cli.IntFlag{Name: "epochs", Value: 1, Usage: "passes over the training data"},
 		&cli.IntFlag{Name: "batch", Value: 64, Usage: "examples per step"},
@@ -169,7 +169,15 @@ func trainAndSave(c *cli.Context, g *rt.Graph, modelPath string) error {
 	if cfg.Checkpoint == "" {
 		cfg.Checkpoint = out + ".ckpt"
 	}
-	train, err := data.Open(dataPath, data.SplitTrain)
+	var exShape []int
+	for _, in := range g.Inputs {
+		if _, isParam := g.Params[in.Name]; !isParam && len(in.Shape) > 1 {
+			exShape = in.Shape[1:]
+			break
+		}
+	}
+	dopts := data.Options{}.WithInputShape(exShape)
+	train, err := data.OpenWith(dataPath, data.SplitTrain, dopts)
 	if err != nil {
 		return fmt.Errorf("%s: %w", cmd, err)
 	}
@@ -220,7 +228,7 @@ func trainAndSave(c *cli.Context, g *rt.Graph, modelPath string) error {
 		}
 	}
 	r := finetuneResult{Model: modelPath, Out: out, Trainable: trainable, Frozen: frozen, Train: res}
-	if test, err := data.Open(dataPath, data.SplitTest); err == nil {
+	if test, err := data.OpenWith(dataPath, data.SplitTest, dopts); err == nil {
 		ex, err := rt.NewExecutor(g, rt.Options{Threads: cfg.Threads})
 		if err != nil {
 			return fmt.Errorf("%s: %w", cmd, err)

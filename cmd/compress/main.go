@@ -103,6 +103,8 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			convertCommand(),
 			finetuneCommand(),
 			modelsCommand(),
+			pruneCommand(),
+			sensitivityCommand(),
 			versionCommand(),
 		},
 	}
