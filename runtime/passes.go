@@ -17,6 +17,7 @@ import (
 // valid ONNX. Use FoldConstants, FoldBatchNorm and RemoveDeadCode alone for
 // graphs that are exported.
 func Optimize(g *Graph) error {
+	FuseQDQ(g) // before FoldConstants, which would fold the weights' DequantizeLinear
 	if err := FoldConstants(g); err != nil {
 		return err
 	}

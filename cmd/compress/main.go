@@ -103,8 +103,6 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			convertCommand(),
 			finetuneCommand(),
 			modelsCommand(),
-			pruneCommand(),
-			sensitivityCommand(),
 			versionCommand(),
 		},
 	}
