@@ -13,6 +13,8 @@
 package main
 
 import (
+	"fmt"
+
 	. "github.com/mmcloughlin/avo/build"
 	. "github.com/mmcloughlin/avo/operand"
 	. "github.com/mmcloughlin/avo/reg"
@@ -31,6 +33,11 @@ func main() {
 	ConstraintExpr("amd64,!purego")
 	sgemmKernel6x16()
 	sgemmKernel6x16AVX512()
+	convKernel8x32AVX512()
+	copyRowsAVX512(1)
+	copyRowsAVX512(2)
+	maxRowsAVX512()
+	maxPool2x2AVX512()
 	saxpy()
 	Generate()
 }
@@ -307,6 +314,393 @@ func sgemmKernel6x16AVX512() {
 			ADDQ(ldc, cp)
 		}
 	}
+	VZEROUPPER()
+	RET()
+}
+
+// Direct convolution tile; keep in sync with runtime/kernels/convdirect.go.
+const (
+	cmr           = 8 // output channels per tile
+	cblk          = 2 // column blocks of 16 outputs per tile
+	convFlagRelu  = 1 << 0
+	convFlagBias  = 1 << 1
+	convFlagResid = 1 << 2
+)
+
+// convKernel8x32AVX512 emits the direct-convolution tile: 8 output channels
+// by two blocks of 16 outputs. Accumulators are Z0-Z15 (channel r, block b
+// in Z(2r+b)); per k step the kernel reads the element offset offs[k],
+// loads the two blocks' input rows at b0+offs[k] and b1+offs[k] (masked by
+// K1 and K2) into Z16 and Z17, and broadcasts the 8 packed weights of k
+// (Z18-Z21 in turn). One accumulator per output keeps the sum in k order,
+// like the portable twin.
+func convKernel8x32AVX512() {
+	TEXT("convKernel8x32AVX512", NOSPLIT, "func(k int, a *float32, offs *int32, b0, b1, c0, c1 *float32, ldc int, bias, r0, r1 *float32, masks, flags uint64)")
+	Pragma("noescape")
+	Doc("convKernel8x32AVX512 computes an 8x32 direct-convolution tile;",
+		"see convTileGeneric for the exact contract.")
+	k := Load(Param("k"), GP64())
+	a := Load(Param("a"), GP64())
+	offs := Load(Param("offs"), GP64())
+	b0 := Load(Param("b0"), GP64())
+	b1 := Load(Param("b1"), GP64())
+	masks := GP64()
+	Load(Param("masks"), masks)
+	KMOVW(masks.As32(), K1)
+	SHRQ(U8(16), masks)
+	KMOVW(masks.As32(), K2)
+
+	acc := func(r, b int) VecPhysical { return zmm(2*r + b) }
+	for i := 0; i < cmr*cblk; i++ {
+		VPXORD(zmm(i), zmm(i), zmm(i))
+	}
+	off := GP64()
+	step := func(i int) {
+		MOVLQSX(Mem{Base: offs, Disp: 4 * i}, off)
+		VMOVUPS_Z(Mem{Base: b0, Index: off, Scale: 4}, K1, Z16)
+		VMOVUPS_Z(Mem{Base: b1, Index: off, Scale: 4}, K2, Z17)
+		for r := 0; r < cmr; r++ {
+			t := zmm(18 + r%4)
+			VBROADCASTSS(Mem{Base: a, Disp: (i*cmr + r) * 4}, t)
+			VFMADD231PS(Z16, t, acc(r, 0))
+			VFMADD231PS(Z17, t, acc(r, 1))
+		}
+	}
+	const un = 4
+	Label("c_loop")
+	CMPQ(k, U8(un))
+	JL(LabelRef("c_tail"))
+	for i := 0; i < un; i++ {
+		step(i)
+	}
+	ADDQ(U32(un*cmr*4), a)
+	ADDQ(U8(un*4), offs)
+	SUBQ(U8(un), k)
+	JMP(LabelRef("c_loop"))
+
+	Label("c_tail")
+	TESTQ(k, k)
+	JE(LabelRef("c_epilogue"))
+	step(0)
+	ADDQ(U8(cmr*4), a)
+	ADDQ(U8(4), offs)
+	DECQ(k)
+	JMP(LabelRef("c_tail"))
+
+	Label("c_epilogue")
+	flags := Load(Param("flags"), GP64())
+	ldc := Load(Param("ldc"), GP64())
+	SHLQ(U8(2), ldc) // bytes
+
+	// t += bias[r]
+	TESTQ(U32(convFlagBias), flags)
+	JE(LabelRef("c_nobias"))
+	bias := Load(Param("bias"), GP64())
+	for r := 0; r < cmr; r++ {
+		t := zmm(18 + r%4)
+		VBROADCASTSS(Mem{Base: bias, Disp: 4 * r}, t)
+		VADDPS(t, acc(r, 0), acc(r, 0))
+		VADDPS(t, acc(r, 1), acc(r, 1))
+	}
+	Label("c_nobias")
+
+	// t += residual (same layout as C)
+	TESTQ(U32(convFlagResid), flags)
+	JE(LabelRef("c_noresid"))
+	rp0 := Load(Param("r0"), GP64())
+	rp1 := Load(Param("r1"), GP64())
+	for r := 0; r < cmr; r++ {
+		VMOVUPS_Z(Mem{Base: rp0}, K1, Z16)
+		VMOVUPS_Z(Mem{Base: rp1}, K2, Z17)
+		VADDPS(Z16, acc(r, 0), acc(r, 0))
+		VADDPS(Z17, acc(r, 1), acc(r, 1))
+		if r < cmr-1 {
+			ADDQ(ldc, rp0)
+			ADDQ(ldc, rp1)
+		}
+	}
+	Label("c_noresid")
+
+	// t = max(t, 0), NaN kept (see sgemmKernel6x16).
+	TESTQ(U32(convFlagRelu), flags)
+	JE(LabelRef("c_store"))
+	VPXORD(Z16, Z16, Z16)
+	for i := 0; i < cmr*cblk; i++ {
+		VMAXPS(zmm(i), Z16, zmm(i))
+	}
+
+	Label("c_store")
+	cp0 := Load(Param("c0"), GP64())
+	cp1 := Load(Param("c1"), GP64())
+	for r := 0; r < cmr; r++ {
+		VMOVUPS(acc(r, 0), K1, Mem{Base: cp0})
+		VMOVUPS(acc(r, 1), K2, Mem{Base: cp1})
+		if r < cmr-1 {
+			ADDQ(ldc, cp0)
+			ADDQ(ldc, cp1)
+		}
+	}
+	VZEROUPPER()
+	RET()
+}
+
+// copyRowsAVX512 emits copyRowsAVX512 (stride 1) or copyRows2AVX512
+// (stride 2): for plane p < planes and row r < rows, copy n values of
+// source row src + p*srcPlane + r*srcRow (element j at j*stride) to
+// dst + p*dstPlane + r*dstRow (all strides in elements). Full chunks of 16
+// outputs, then one masked chunk; masked loads never touch values past the
+// last one read.
+func copyRowsAVX512(stride int) {
+	name := "copyRowsAVX512"
+	if stride == 2 {
+		name = "copyRows2AVX512"
+	}
+	TEXT(name, NOSPLIT, "func(dst *float32, dstRow, dstPlane int, src *float32, srcRow, srcPlane, n, rows, planes int)")
+	Pragma("noescape")
+	Doc(name+" copies planes x rows rows of n values, reading every",
+		fmt.Sprintf("%d. source value; see copyRowsGeneric.", stride))
+	lbl := func(s string) string { return fmt.Sprintf("cr%d_%s", stride, s) }
+	dst := Load(Param("dst"), GP64())
+	src := Load(Param("src"), GP64())
+	n := Load(Param("n"), GP64())
+	planes := Load(Param("planes"), GP64())
+	var idx VecPhysical
+	if stride == 2 {
+		even := GLOBL("evenIndex", RODATA|NOPTR)
+		for i := 0; i < 16; i++ {
+			DATA(4*i, U32(2*i))
+		}
+		idx = Z31
+		VMOVDQU32(even, idx)
+	}
+	// Masks of the last, partial chunk: K1 for the stores (n%16 values),
+	// K2 and K3 for the two source halves (stride 2: 2*(n%16)-1 values).
+	rem := GP64()
+	MOVQ(n, rem)
+	ANDQ(U8(15), rem)
+	ones := GP64()
+	MOVQ(U32(0xffffffff), ones)
+	m := GP64()
+	BZHIQ(rem, ones, m)
+	KMOVW(m.As32(), K1)
+	if stride == 2 {
+		span := GP64()
+		LEAQ(Mem{Base: rem, Index: rem, Scale: 1, Disp: -1}, span) // 2*rem-1
+		BZHIQ(span, ones, m)
+		KMOVW(m.As32(), K2)
+		SHRQ(U8(16), m)
+		KMOVW(m.As32(), K3)
+		// A full chunk reads 31 values: source value 31 may lie past the row.
+		MOVL(U32(0x7fff), m.As32())
+		KMOVW(m.As32(), K4)
+	}
+	full := GP64()
+	MOVQ(n, full)
+	SHRQ(U8(4), full)
+
+	Label(lbl("plane"))
+	TESTQ(planes, planes)
+	JE(LabelRef(lbl("done")))
+	rows := Load(Param("rows"), GP64())
+	d, s := GP64(), GP64()
+	MOVQ(dst, d)
+	MOVQ(src, s)
+	Label(lbl("row"))
+	TESTQ(rows, rows)
+	JE(LabelRef(lbl("nextplane")))
+	i := GP64()
+	XORQ(i, i)
+	dp, sp := GP64(), GP64()
+	MOVQ(d, dp)
+	MOVQ(s, sp)
+	Label(lbl("chunk"))
+	CMPQ(i, full)
+	JE(LabelRef(lbl("tail")))
+	if stride == 1 {
+		VMOVUPS(Mem{Base: sp}, Z0)
+	} else {
+		VMOVUPS(Mem{Base: sp}, Z0)
+		VMOVUPS_Z(Mem{Base: sp, Disp: 64}, K4, Z1)
+		VPERMT2PS(Z1, idx, Z0)
+	}
+	VMOVUPS(Z0, Mem{Base: dp})
+	ADDQ(U8(64), dp)
+	ADDQ(U32(64*stride), sp)
+	INCQ(i)
+	JMP(LabelRef(lbl("chunk")))
+	Label(lbl("tail"))
+	TESTQ(rem, rem)
+	JE(LabelRef(lbl("nextrow")))
+	if stride == 1 {
+		VMOVUPS_Z(Mem{Base: sp}, K1, Z0)
+	} else {
+		VMOVUPS_Z(Mem{Base: sp}, K2, Z0)
+		VMOVUPS_Z(Mem{Base: sp, Disp: 64}, K3, Z1)
+		VPERMT2PS(Z1, idx, Z0)
+	}
+	VMOVUPS(Z0, K1, Mem{Base: dp})
+	Label(lbl("nextrow"))
+	t := GP64()
+	Load(Param("dstRow"), t)
+	LEAQ(Mem{Base: d, Index: t, Scale: 4}, d)
+	Load(Param("srcRow"), t)
+	LEAQ(Mem{Base: s, Index: t, Scale: 4}, s)
+	DECQ(rows)
+	JMP(LabelRef(lbl("row")))
+
+	Label(lbl("nextplane"))
+	t2 := GP64()
+	Load(Param("dstPlane"), t2)
+	LEAQ(Mem{Base: dst, Index: t2, Scale: 4}, dst)
+	Load(Param("srcPlane"), t2)
+	LEAQ(Mem{Base: src, Index: t2, Scale: 4}, src)
+	DECQ(planes)
+	JMP(LabelRef(lbl("plane")))
+
+	Label(lbl("done"))
+	VZEROUPPER()
+	RET()
+}
+
+// goMax emits t = max(x, y) with Go's semantics for float32: NaN if either
+// is NaN, max(-0, +0) = +0. VMAXPS returns its second operand on NaN and
+// on equal values, so equal lanes take x AND y (+0 for mixed zeros) and
+// unordered lanes x + y (a NaN). Uses K6 and K7.
+func goMax(x, y, t VecPhysical) {
+	VMAXPS(y, x, t)
+	VCMPPS(U8(0), y, x, K6) // EQ_OQ
+	VPANDD(y, x, K6, t)
+	VCMPPS(U8(3), y, x, K7) // UNORD_Q
+	VADDPS(y, x, K7, t)
+}
+
+// maxRowsAVX512 emits dst[i] = max(a[i], b[i]) for i < n (Go semantics).
+func maxRowsAVX512() {
+	TEXT("maxRowsAVX512", NOSPLIT, "func(dst, a, b *float32, n int)")
+	Pragma("noescape")
+	Doc("maxRowsAVX512 sets dst[i] = max(a[i], b[i]) for i < n, with Go's max",
+		"semantics; see maxRowsGeneric.")
+	dst := Load(Param("dst"), GP64())
+	a := Load(Param("a"), GP64())
+	b := Load(Param("b"), GP64())
+	n := Load(Param("n"), GP64())
+	Label("mr_loop")
+	CMPQ(n, U8(16))
+	JL(LabelRef("mr_tail"))
+	VMOVUPS(Mem{Base: a}, Z0)
+	VMOVUPS(Mem{Base: b}, Z1)
+	goMax(Z0, Z1, Z2)
+	VMOVUPS(Z2, Mem{Base: dst})
+	ADDQ(U8(64), a)
+	ADDQ(U8(64), b)
+	ADDQ(U8(64), dst)
+	SUBQ(U8(16), n)
+	JMP(LabelRef("mr_loop"))
+	Label("mr_tail")
+	TESTQ(n, n)
+	JE(LabelRef("mr_done"))
+	ones, m := GP64(), GP64()
+	MOVL(U32(0xffff), ones.As32())
+	BZHIQ(n, ones, m)
+	KMOVW(m.As32(), K1)
+	VMOVUPS_Z(Mem{Base: a}, K1, Z0)
+	VMOVUPS_Z(Mem{Base: b}, K1, Z1)
+	goMax(Z0, Z1, Z2)
+	VMOVUPS(Z2, K1, Mem{Base: dst})
+	Label("mr_done")
+	VZEROUPPER()
+	RET()
+}
+
+// maxPool2x2AVX512 emits the 2x2, stride 2 max pooling of rows output rows
+// of ow values: y[r*ow+i] is the max of x[2r*iw+2i+{0,1}] and
+// x[(2r+1)*iw+2i+{0,1}].
+func maxPool2x2AVX512() {
+	TEXT("maxPool2x2AVX512", NOSPLIT, "func(y, x *float32, rows, ow, iw int)")
+	Pragma("noescape")
+	Doc("maxPool2x2AVX512 max-pools rows output rows of ow values with 2x2",
+		"windows and stride 2 (Go's max semantics); see maxPool2x2Generic.")
+	even := GLOBL("poolEven", RODATA|NOPTR)
+	for i := 0; i < 16; i++ {
+		DATA(4*i, U32(2*i))
+	}
+	odd := GLOBL("poolOdd", RODATA|NOPTR)
+	for i := 0; i < 16; i++ {
+		DATA(4*i, U32(2*i+1))
+	}
+	VMOVDQU32(even, Z30)
+	VMOVDQU32(odd, Z31)
+	y := Load(Param("y"), GP64())
+	x := Load(Param("x"), GP64())
+	rows := Load(Param("rows"), GP64())
+	ow := Load(Param("ow"), GP64())
+	iw := Load(Param("iw"), GP64())
+	SHLQ(U8(2), iw) // bytes
+	// Tail masks: K1 stores rem = ow%16 outputs, K2/K3 load the 2*rem inputs.
+	rem := GP64()
+	MOVQ(ow, rem)
+	ANDQ(U8(15), rem)
+	ones, m := GP64(), GP64()
+	MOVL(U32(0xffffffff), ones.As32())
+	BZHIQ(rem, ones, m)
+	KMOVW(m.As32(), K1)
+	LEAQ(Mem{Base: rem, Index: rem, Scale: 1}, m)
+	BZHIQ(m, ones, m)
+	KMOVW(m.As32(), K2)
+	SHRQ(U8(16), m)
+	KMOVW(m.As32(), K3)
+	full := GP64()
+	MOVQ(ow, full)
+	SHRQ(U8(4), full)
+
+	// pair loads 32 inputs at p (masked by k0/k1 when given) and leaves
+	// the max of even and odd lanes in t.
+	pair := func(p Mem, masked bool, t VecPhysical) {
+		if masked {
+			VMOVUPS_Z(p, K2, Z0)
+			VMOVUPS_Z(p.Offset(64), K3, Z1)
+		} else {
+			VMOVUPS(p, Z0)
+			VMOVUPS(p.Offset(64), Z1)
+		}
+		VMOVAPS(Z0, Z2)
+		VPERMT2PS(Z1, Z30, Z0)
+		VPERMT2PS(Z1, Z31, Z2)
+		goMax(Z0, Z2, t)
+	}
+	Label("mp_row")
+	TESTQ(rows, rows)
+	JE(LabelRef("mp_done"))
+	a, b, d, i := GP64(), GP64(), GP64(), GP64()
+	MOVQ(x, a)
+	LEAQ(Mem{Base: x, Index: iw, Scale: 1}, b)
+	MOVQ(y, d)
+	XORQ(i, i)
+	Label("mp_chunk")
+	CMPQ(i, full)
+	JE(LabelRef("mp_tail"))
+	pair(Mem{Base: a}, false, Z3)
+	pair(Mem{Base: b}, false, Z4)
+	goMax(Z3, Z4, Z5)
+	VMOVUPS(Z5, Mem{Base: d})
+	ADDQ(U8(128), a)
+	ADDQ(U8(128), b)
+	ADDQ(U8(64), d)
+	INCQ(i)
+	JMP(LabelRef("mp_chunk"))
+	Label("mp_tail")
+	TESTQ(rem, rem)
+	JE(LabelRef("mp_next"))
+	pair(Mem{Base: a}, true, Z3)
+	pair(Mem{Base: b}, true, Z4)
+	goMax(Z3, Z4, Z5)
+	VMOVUPS(Z5, K1, Mem{Base: d})
+	Label("mp_next")
+	LEAQ(Mem{Base: x, Index: iw, Scale: 2}, x)
+	LEAQ(Mem{Base: y, Index: ow, Scale: 4}, y)
+	DECQ(rows)
+	JMP(LabelRef("mp_row"))
+	Label("mp_done")
 	VZEROUPPER()
 	RET()
 }

@@ -31,6 +31,7 @@ type Executor struct {
 	mu    sync.Mutex
 	plans map[string]*Plan
 	order []string
+	last  *Plan // plan of the previous Run, tried first
 }
 
 // maxPlans bounds the plan cache of an Executor.
@@ -70,6 +71,8 @@ func NewExecutor(g *Graph, opts Options) (*Executor, error) {
 		if err := Optimize(eg); err != nil {
 			return nil, fmt.Errorf("optimising graph: %w", err)
 		}
+		FuseConvResidual(eg)
+		FuseActivations(eg)
 	}
 	threads := opts.Threads
 	if threads <= 0 {
@@ -128,6 +131,15 @@ func (e *Executor) Run(ctx context.Context, inputs map[string]*Tensor) (map[stri
 	if ctx == nil {
 		ctx = context.Background()
 	}
+	// Fast path: same input shapes as the previous run (no plan lookup).
+	if len(e.static) == 0 {
+		e.mu.Lock()
+		if p := e.last; p != nil && p.matches(inputs) {
+			defer e.mu.Unlock()
+			return p.run(ctx, inputs)
+		}
+		e.mu.Unlock()
+	}
 	shapes := make(map[string][]int, len(inputs))
 	var statics map[string]*Tensor
 	for name, t := range inputs {
@@ -154,6 +166,9 @@ func (e *Executor) Run(ctx context.Context, inputs map[string]*Tensor) (map[stri
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if len(statics) == 0 {
+		e.last = p
+	}
 	return p.run(ctx, inputs)
 }
 

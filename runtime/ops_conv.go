@@ -171,10 +171,15 @@ func forwardGeom(g *geom3, inSp []int, autoPad string, ceil bool) error {
 // convKernel is a compiled N-D convolution. Each (image, group) is one
 // GEMM Y_g[Mg x out] = W_g[Mg x Cg*K] * im2col(X_g) with the weights packed
 // once at compile time when they are constant (a plan built from them must
-// be recompiled if they change), bias and ReLU applied in the GEMM's
-// epilogue, other fused activations right after:
+// be recompiled if they change), or once per Run into buffers of the
+// kernel when they are variables (training), bias and ReLU applied in the
+// GEMM's epilogue, other fused activations right after:
 //   - im2col into workspace tiles of whole output rows that stay in cache
 //     (measured faster than kernels' Gemm.BConv on the ResNet fixture);
+//   - stride-1 1-D/2-D convolutions whose output is narrower than the
+//     input (no padding: LeNet): the wide column layout (wideLayout), long
+//     copies instead of one short copy per output row, and a GEMM into a
+//     scratch tile compacted into Y;
 //   - 1x1, stride 1, no padding: the input is the column matrix;
 //   - group == C (depthwise): direct loops, kernels.DepthwiseConv2D for
 //     1-D/2-D with one output channel per group.
@@ -200,11 +205,22 @@ type convKernel struct {
 	hasBias, constBias bool
 	act                fusedAct
 	dw2d               *kernels.Conv2DShape // depthwise 1-D/2-D with one output per channel: the kernels' fast path
+	// wide is set for stride-1 1-D and 2-D convolutions whose output is
+	// narrower than the input (no padding, as in LeNet): tiles then use the
+	// wide column layout, whose rows are long copies, and their GEMM
+	// writes a scratch tile that is compacted into Y.
+	wide  *wideLayout
+	ntMax int // columns of a full wide tile
+	// repack holds variable weights packed by Run (k.packed points at it).
+	repack    []kernels.PackedA
+	repackBuf []float32
+	// direct, when set, runs the forward pass (see ops_conv_direct.go).
+	direct *kernels.DirectConv
 }
 
 func init() {
-	Register(OpSpec{Type: "Conv", MinInputs: 2, MaxInputs: 3, Outputs: 1, Compile: compileConv})
-	Register(OpSpec{Type: "ConvTranspose", MinInputs: 2, MaxInputs: 3, Outputs: 1, Compile: compileConvTranspose})
+	Register(OpSpec{Type: "Conv", MinInputs: 2, MaxInputs: 3, Outputs: 1, Compile: compileConv, Grad: compileConvGrad})
+	Register(OpSpec{Type: "ConvTranspose", MinInputs: 2, MaxInputs: 3, Outputs: 1, Compile: compileConvTranspose, Grad: compileConvTransposeGrad})
 }
 
 func compileConv(n *Node, in []ValueMeta) (Kernel, []ValueMeta, error) {
@@ -288,6 +304,14 @@ func compileConv(n *Node, in []ValueMeta) (Kernel, []ValueMeta, error) {
 		for grp := 0; grp < k.group; grp++ {
 			k.packed = append(k.packed, kernels.PackA(false, k.mg, k.colRows, k.w[grp*k.mg*k.colRows:], k.colRows))
 		}
+	} else if !k.depthwise && k.colRows > 0 && k.mg > 0 {
+		// Variable weights (training): packed once per Run into buffers of
+		// the kernel instead of once per tile by the GEMM.
+		k.repack = make([]kernels.PackedA, k.group)
+		k.repackBuf = make([]float32, k.group*kernels.PackedASize(k.mg, k.colRows))
+		for grp := range k.repack {
+			k.packed = append(k.packed, &k.repack[grp])
+		}
 	}
 	// im2col runs in tiles of whole output rows whose column buffer stays
 	// in the L2 cache (the column matrix is kSize times the input).
@@ -295,6 +319,12 @@ func compileConv(n *Node, in []ValueMeta) (Kernel, []ValueMeta, error) {
 	k.tileRows = max(1, min(k.rows, colTileBudget/max(1, k.colRows*g.out[2])))
 	if k.pointwise {
 		k.tileRows = max(k.rows, 1)
+	}
+	if !k.pointwise && !k.depthwise && g.out[2] != g.in[2] && wideEligible(&g) {
+		pw := g.in[2] + g.pb[2] + g.pe[2]
+		k.tileRows = max(1, min(k.rows, colTileBudget/max(1, k.colRows*pw)))
+		k.wide = newWideLayout(&g, k.cg, k.tileRows)
+		k.ntMax = k.wide.tileCols(&g, k.tileRows)
 	}
 	k.tiles = ceilDiv(max(k.rows, 1), k.tileRows)
 	k.slots = 1
@@ -304,6 +334,7 @@ func compileConv(n *Node, in []ValueMeta) (Kernel, []ValueMeta, error) {
 	if k.colSize() > 0 {
 		k.taps = makeColTaps(&g, k.cg)
 	}
+	k.direct = newDirectConv(k)
 	return k, []ValueMeta{{DType: Float32, Shape: outShape}}, nil
 }
 
@@ -318,6 +349,10 @@ func (k *convKernel) colSize() int {
 	if k.pointwise || k.depthwise {
 		return 0
 	}
+	if k.wide != nil {
+		// Columns, padded input window and the GEMM's output tile.
+		return k.colRows*k.ntMax + k.wide.winSize(k.cg) + k.mg*k.ntMax
+	}
 	return k.colRows * k.tileRows * k.g.out[2]
 }
 
@@ -328,6 +363,9 @@ func (k *convKernel) gemmScratch(threads int) int {
 		return 0
 	}
 	g := kernels.Gemm{M: k.mg, N: k.tileRows * k.g.out[2], K: k.colRows, Threads: threads}
+	if k.wide != nil {
+		g.N = k.ntMax
+	}
 	if k.packed != nil {
 		g.PA = k.packed[0]
 	}
@@ -340,6 +378,9 @@ func (k *convKernel) slotSize() int { return k.colSize() + k.gemmScratch(1) }
 // WorkspaceSize covers either k.slots tiles in parallel, one thread each,
 // or one tile at a time with every CPU in its GEMM.
 func (k *convKernel) WorkspaceSize() int {
+	if k.direct != nil {
+		return k.directWorkspace()
+	}
 	if k.depthwise {
 		return 0
 	}
@@ -356,11 +397,24 @@ func (k *convKernel) Run(ctx *ExecContext, in, out []*Tensor) error {
 	if w == nil {
 		w = in[1].F32
 	}
+	if k.repack != nil {
+		if len(w) != k.m*k.colRows {
+			return fmt.Errorf("W has %d elements, Conv was compiled for %d", len(w), k.m*k.colRows)
+		}
+		per := kernels.PackedASize(k.mg, k.colRows)
+		for grp := range k.repack {
+			k.repack[grp] = kernels.PackAInto(k.repackBuf[grp*per:(grp+1)*per], false, k.mg, k.colRows, w[grp*k.mg*k.colRows:], k.colRows)
+		}
+	}
 	bias := k.bias
 	if k.hasBias && !k.constBias {
 		bias = in[2].F32
 	}
 	threads := max(ctx.Threads, 1)
+	if k.direct != nil {
+		k.runDirect(x, y, bias, nil, threads, ctx.Workspace)
+		return nil
+	}
 	if k.depthwise {
 		k.runDepthwise(x, w, bias, y, threads)
 		return nil
@@ -408,6 +462,10 @@ const minConvMACsPerThread = 1 << 20
 func (k *convKernel) tile(x, w, bias, y, buf, gws []float32, it, threads int) {
 	img, grp, t := it/(k.group*k.tiles), (it/k.tiles)%k.group, it%k.tiles
 	r0, r1 := t*k.tileRows, min((t+1)*k.tileRows, k.rows)
+	if k.wide != nil {
+		k.wideTile(x, w, bias, y, buf, gws, img, grp, r0, r1, threads)
+		return
+	}
 	ow := k.g.out[2]
 	j0, cols := r0*ow, (r1-r0)*ow
 	xg := x[(img*k.c+grp*k.cg)*k.inSize : (img*k.c+(grp+1)*k.cg)*k.inSize]
@@ -433,6 +491,49 @@ func (k *convKernel) tile(x, w, bias, y, buf, gws []float32, it, threads int) {
 	if after {
 		for m := 0; m < k.mg; m++ {
 			k.act.apply(yt[m*k.outSize : m*k.outSize+cols])
+		}
+	}
+}
+
+// wideTile computes output rows [y0, y1) of every output channel of one
+// group of one image with the wide column layout: a GEMM into a scratch
+// tile of (y1-y0-1)*pw + out[2] columns, whose real columns are then
+// copied to Y (the activation applied to them after).
+func (k *convKernel) wideTile(x, w, bias, y, buf, gws []float32, img, grp, y0, y1, threads int) {
+	g, l := &k.g, k.wide
+	ow, pw := g.out[2], l.pw
+	n := l.tileCols(g, y1-y0)
+	winN := l.winSize(k.cg)
+	col, win, yw := buf[:k.colRows*n], buf[k.colRows*k.ntMax:k.colRows*k.ntMax+winN], buf[k.colRows*k.ntMax+winN:][:k.mg*n]
+	xg := x[(img*k.c+grp*k.cg)*k.inSize : (img*k.c+(grp+1)*k.cg)*k.inSize]
+	src, base := l.source(g, xg, win, y0, y1, k.cg)
+	if threads > 1 {
+		parallel.For(threads, k.colRows, max(1, 8192/max(1, n)), func(lo, hi int) {
+			l.im2col(src, base, col, n, lo, hi)
+		})
+	} else {
+		l.im2col(src, base, col, n, 0, k.colRows)
+	}
+	relu, after := k.act.epilogue()
+	gm := kernels.Gemm{M: k.mg, N: n, K: k.colRows, B: col, LDB: n, C: yw, LDC: n, Alpha: 1, Threads: threads, Workspace: gws}
+	if k.packed != nil {
+		gm.PA = k.packed[grp]
+	} else {
+		gm.A, gm.LDA = w[grp*k.mg*k.colRows:], k.colRows
+	}
+	gm.Epilogue.Relu = relu
+	if bias != nil {
+		gm.Epilogue.BiasRow = bias[grp*k.mg : (grp+1)*k.mg]
+	}
+	gm.Run()
+	for m := 0; m < k.mg; m++ {
+		dst := y[(img*k.m+grp*k.mg+m)*k.outSize+y0*ow : (img*k.m+grp*k.mg+m)*k.outSize+y1*ow]
+		src := yw[m*n : (m+1)*n]
+		for r := 0; r < y1-y0; r++ {
+			copy(dst[r*ow:(r+1)*ow], src[r*pw:r*pw+ow])
+		}
+		if after {
+			k.act.apply(dst)
 		}
 	}
 }
@@ -529,27 +630,178 @@ func zero(s []float32) {
 // im2colRow writes the im2col row of tap t over input plane xc for output
 // rows [r0, r1) into dst (any geometry).
 func im2colRow(g *geom3, t *colTap, xc, dst []float32, r0, r1 int) {
-	ow, sw, ihw := g.out[2], g.s[2], g.in[1]*g.in[2]
+	ow, oh1, sw, ihw, iw := g.out[2], g.out[1], g.s[2], g.in[1]*g.in[2], g.in[2]
 	wlo, whi, offW := t.wlo, t.whi, t.offW
-	for rr := r0; rr < r1; rr++ {
-		od, oh := rr/g.out[1], rr%g.out[1]
-		row := dst[(rr-r0)*ow : (rr-r0+1)*ow]
-		if od < t.dlo || od >= t.dhi || oh < t.hlo || oh >= t.hhi {
-			clear(row)
-			continue
+	od, oh := r0/oh1, r0%oh1
+	for o := 0; o < (r1-r0)*ow; o += ow {
+		row := dst[o : o+ow]
+		if od < t.dlo || od >= t.dhi || oh < t.hlo || oh >= t.hhi || wlo >= whi {
+			zero(row)
+		} else {
+			xr := xc[(od*g.s[0]+t.offD)*ihw+(oh*g.s[1]+t.offH)*iw:]
+			zero(row[:wlo])
+			if sw == 1 {
+				copy(row[wlo:whi], xr[wlo+offW:whi+offW])
+			} else {
+				d := row[wlo:whi]
+				src := xr[wlo*sw+offW : (whi-1)*sw+offW+1]
+				for i := range d {
+					d[i] = src[i*sw]
+				}
+			}
+			zero(row[whi:])
 		}
-		xr := xc[(od*g.s[0]+t.offD)*ihw+(oh*g.s[1]+t.offH)*g.in[2]:]
-		zero(row[:wlo])
-		if sw == 1 {
-			copy(row[wlo:whi], xr[wlo+offW:whi+offW])
-		} else if wlo < whi {
-			d := row[wlo:whi]
-			src := xr[wlo*sw+offW : (whi-1)*sw+offW+1]
-			for i := range d {
-				d[i] = src[i*sw]
+		if oh++; oh == oh1 {
+			oh, od = 0, od+1
+		}
+	}
+}
+
+// ---------------------------------------------------------------- wide column layout
+
+// wideLayout is a column layout for stride-1 1-D and 2-D convolutions in
+// which the columns of a tile of output rows [y0, y1) are indexed by
+// position in the padded input rows: column j is output (y0 + j/pw, j%pw),
+// a real output when j%pw < out[2] and a junk column otherwise (the last
+// row stops at out[2], so a tile has (y1-y0-1)*pw + out[2] columns). Each
+// im2col row is then one contiguous slice of the (padded) input shifted by
+// its tap's offset: the column matrix is built with one long copy per row
+// instead of one short copy per output row, and col2im is one long
+// addition per row. Products over the columns treat junk columns like the
+// others; a forward drops them and a backward feeds zeros through them.
+//
+// Without padding, the slices are read from the input directly; with
+// padding, a tile first copies the padded window of input rows it reads
+// (winRows rows of pw per channel).
+type wideLayout struct {
+	pw      int   // padded input width: columns per output row
+	padded  bool  // tiles read a padded copy of their input window
+	winRows int   // padded input rows of a full tile's window
+	offs    []int // per column row (channel, tap): its slice's offset, without the tile's row offset
+}
+
+// wideEligible reports whether geometry g can use the wide layout, and
+// whether it wastes at most as many junk columns as real ones.
+func wideEligible(g *geom3) bool {
+	if g.rank > 2 || g.s[1] != 1 || g.s[2] != 1 {
+		return false
+	}
+	for a := 0; a < maxSpatial; a++ {
+		if g.pb[a] < 0 || g.pe[a] < 0 {
+			return false
+		}
+	}
+	return g.in[2]+g.pb[2]+g.pe[2] <= 2*g.out[2]
+}
+
+// newWideLayout prepares the wide layout of geometry g (wideEligible) over
+// channels input planes for tiles of at most tileRows output rows.
+func newWideLayout(g *geom3, channels, tileRows int) *wideLayout {
+	l := &wideLayout{pw: g.in[2] + g.pb[2] + g.pe[2]}
+	l.padded = g.pb[1] != 0 || g.pe[1] != 0 || g.pb[2] != 0 || g.pe[2] != 0
+	l.winRows = tileRows + (g.k[1]-1)*g.d[1]
+	plane, rowLen := g.inSize(), g.in[2]
+	if l.padded {
+		plane, rowLen = l.winRows*l.pw, l.pw
+	}
+	kSize := g.kSize()
+	l.offs = make([]int, channels*kSize)
+	for r := range l.offs {
+		kr := r % kSize
+		kw, kh := kr%g.k[2], kr/g.k[2]
+		l.offs[r] = r/kSize*plane + kh*g.d[1]*rowLen + kw*g.d[2]
+	}
+	return l
+}
+
+// tileCols returns the number of columns of a tile of rows output rows.
+func (l *wideLayout) tileCols(g *geom3, rows int) int { return (rows-1)*l.pw + g.out[2] }
+
+// winSize is the float32 count of a padded window over channels planes.
+func (l *wideLayout) winSize(channels int) int {
+	if !l.padded {
+		return 0
+	}
+	return channels * l.winRows * l.pw
+}
+
+// source returns the slice the offsets of a tile starting at output row y0
+// index, and the tile's offset in it: the input planes xg themselves, or
+// win filled with the padded window of rows the tile reads.
+func (l *wideLayout) source(g *geom3, xg, win []float32, y0, y1, channels int) ([]float32, int) {
+	if !l.padded {
+		return xg, y0 * g.in[2]
+	}
+	pw, iw, ih := l.pw, g.in[2], g.in[1]
+	pl := g.pb[2]
+	rows := y1 - y0 + (g.k[1]-1)*g.d[1]
+	for c := 0; c < channels; c++ {
+		for wr := 0; wr < rows; wr++ {
+			dst := win[(c*l.winRows+wr)*pw : (c*l.winRows+wr+1)*pw]
+			iy := y0 + wr - g.pb[1]
+			if iy < 0 || iy >= ih {
+				zero(dst)
+				continue
+			}
+			zero(dst[:pl])
+			copy(dst[pl:pl+iw], xg[c*g.inSize()+iy*iw:][:iw])
+			zero(dst[pl+iw:])
+		}
+	}
+	return win, 0
+}
+
+// addWindow adds the part of a padded window (see source) that lies
+// inside the input back into the input planes dxg.
+func (l *wideLayout) addWindow(g *geom3, win, dxg []float32, y0, y1, channels int) {
+	pw, iw, ih := l.pw, g.in[2], g.in[1]
+	pl := g.pb[2]
+	rows := y1 - y0 + (g.k[1]-1)*g.d[1]
+	for c := 0; c < channels; c++ {
+		for wr := 0; wr < rows; wr++ {
+			iy := y0 + wr - g.pb[1]
+			if iy < 0 || iy >= ih {
+				continue
+			}
+			src := win[(c*l.winRows+wr)*pw+pl:][:iw]
+			dst := dxg[c*g.inSize()+iy*iw:][:iw]
+			for i, v := range src {
+				dst[i] += v
 			}
 		}
-		zero(row[whi:])
+	}
+}
+
+// im2col writes rows [lo, hi) of a wide column tile of n columns whose
+// slices start at src[offs[r]+base].
+func (l *wideLayout) im2col(src []float32, base int, col []float32, n, lo, hi int) {
+	for r := lo; r < hi; r++ {
+		copy(col[r*n:(r+1)*n], src[l.offs[r]+base:][:n])
+	}
+}
+
+// col2im adds a wide column tile of n columns into dst (the input planes
+// or a padded window, as returned by source), in parallel over channels
+// of kSize rows (each channel's rows write only its plane).
+func (l *wideLayout) col2im(col, dst []float32, base, n, kSize, threads int) {
+	channels := len(l.offs) / kSize
+	if threads <= 1 || channels == 1 {
+		l.col2imRows(col, dst, base, n, 0, len(l.offs))
+		return
+	}
+	parallel.For(threads, channels, max(1, 8192/max(1, n*kSize)), func(lo, hi int) {
+		l.col2imRows(col, dst, base, n, lo*kSize, hi*kSize)
+	})
+}
+
+// col2imRows adds rows [lo, hi) of a wide column tile into dst.
+func (l *wideLayout) col2imRows(col, dst []float32, base, n, lo, hi int) {
+	for r := lo; r < hi; r++ {
+		s := col[r*n : (r+1)*n]
+		d := dst[l.offs[r]+base:][:len(s)]
+		for i, v := range s {
+			d[i] += v
+		}
 	}
 }
 

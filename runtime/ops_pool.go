@@ -12,10 +12,10 @@ import (
 // over (image, channel) planes.
 
 func init() {
-	Register(OpSpec{Type: "MaxPool", MinInputs: 1, MaxInputs: 1, Outputs: 2, Compile: compileMaxPool})
-	Register(OpSpec{Type: "AveragePool", MinInputs: 1, MaxInputs: 1, Outputs: 1, Compile: compileAveragePool})
-	Register(OpSpec{Type: "GlobalAveragePool", MinInputs: 1, MaxInputs: 1, Outputs: 1, Compile: compileGlobalPool(false)})
-	Register(OpSpec{Type: "GlobalMaxPool", MinInputs: 1, MaxInputs: 1, Outputs: 1, Compile: compileGlobalPool(true)})
+	Register(OpSpec{Type: "MaxPool", MinInputs: 1, MaxInputs: 1, Outputs: 2, Compile: compileMaxPool, Grad: compilePoolGrad(true)})
+	Register(OpSpec{Type: "AveragePool", MinInputs: 1, MaxInputs: 1, Outputs: 1, Compile: compileAveragePool, Grad: compilePoolGrad(false)})
+	Register(OpSpec{Type: "GlobalAveragePool", MinInputs: 1, MaxInputs: 1, Outputs: 1, Compile: compileGlobalPool(false), Grad: compileGlobalPoolGrad(false)})
+	Register(OpSpec{Type: "GlobalMaxPool", MinInputs: 1, MaxInputs: 1, Outputs: 1, Compile: compileGlobalPool(true), Grad: compileGlobalPoolGrad(true)})
 }
 
 // poolNum are the element types MaxPool supports.
@@ -159,7 +159,11 @@ func (k *poolKernel) Run(ctx *ExecContext, in, out []*Tensor) error {
 			base := int64(p) * int64(k.inSize)
 			switch k.dtype {
 			case Float32:
-				maxPlane(k, in[0].F32[p*k.inSize:(p+1)*k.inSize], out[0].F32[p*k.outSize:(p+1)*k.outSize], ip, base, float32(math.Inf(-1)))
+				x, y := in[0].F32[p*k.inSize:(p+1)*k.inSize], out[0].F32[p*k.outSize:(p+1)*k.outSize]
+				if ip == nil && maxPlaneF32Fast(k, x, y) {
+					continue
+				}
+				maxPlane(k, x, y, ip, base, float32(math.Inf(-1)))
 			case Int8:
 				maxPlane(k, in[0].I8[p*k.inSize:(p+1)*k.inSize], out[0].I8[p*k.outSize:(p+1)*k.outSize], ip, base, math.MinInt8)
 			case Uint8:

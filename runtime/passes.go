@@ -239,7 +239,8 @@ func FuseActivations(g *Graph) {
 	cons := g.Consumers()
 	removed := map[*Node]bool{}
 	for _, n := range g.Nodes {
-		if n.OpType != "Conv" && n.OpType != "Gemm" || n.Domain != "" || len(n.Outputs) != 1 {
+		fusedConv := n.OpType == "FusedConv" && n.Domain == FusedDomain
+		if (n.OpType != "Conv" && n.OpType != "Gemm" || n.Domain != "") && !fusedConv || len(n.Outputs) != 1 {
 			continue
 		}
 		if _, done := n.Attrs["activation"]; done {
@@ -280,6 +281,60 @@ func FuseActivations(g *Graph) {
 		n.SetAttr("activation", Attr{Kind: AttrString, S: act.OpType})
 		n.Outputs[0] = act.Outputs[0]
 		removed[act] = true
+	}
+	dropNodes(g, removed)
+}
+
+// FuseConvResidual merges a Conv (without a fused activation) whose output
+// only feeds an Add, whose other input is computed before the Conv (the
+// residual connection of a ResNet block), into one FusedConv node (domain
+// FusedDomain) at the Conv's place: Y = Conv(X, W, B) + Z. Run
+// FuseActivations after it to fold a following ReLU in as well. The
+// direct convolution kernel then adds Z while the output tile is in
+// registers, which saves a pass over the output. FusedConv is for the
+// executor only (the graph is no longer valid ONNX); NewExecutor runs this
+// pass after Optimize.
+func FuseConvResidual(g *Graph) {
+	cons := g.Consumers()
+	pos := map[string]int{} // value -> index of the node producing it
+	for i, n := range g.Nodes {
+		for _, o := range n.Outputs {
+			if o != "" {
+				pos[o] = i
+			}
+		}
+	}
+	removed := map[*Node]bool{}
+	for _, add := range g.Nodes {
+		if add.OpType != "Add" || add.Domain != "" || len(add.Inputs) != 2 || len(add.Outputs) != 1 || add.Outputs[0] == "" {
+			continue
+		}
+		for side := 0; side < 2; side++ {
+			y, z := add.Inputs[side], add.Inputs[1-side]
+			ci, ok := pos[y]
+			if !ok || y == z || z == "" {
+				continue
+			}
+			conv := g.Nodes[ci]
+			if conv.OpType != "Conv" || conv.Domain != "" || removed[conv] || len(conv.Outputs) != 1 || singleConsumer(g, cons, y) != add {
+				continue
+			}
+			if _, hasAct := conv.Attrs["activation"]; hasAct {
+				continue
+			}
+			if zi, ok := pos[z]; ok && zi >= ci {
+				continue // Z is not ready where the Conv runs
+			}
+			ins := []string{conv.Input(0), conv.Input(1), conv.Input(2), z}
+			attrs := make(map[string]Attr, len(conv.Attrs))
+			for k, v := range conv.Attrs {
+				attrs[k] = v
+			}
+			g.Nodes[ci] = &Node{Name: conv.Name, OpType: "FusedConv", Domain: FusedDomain, Inputs: ins,
+				Outputs: []string{add.Outputs[0]}, Attrs: attrs}
+			removed[add] = true
+			break
+		}
 	}
 	dropNodes(g, removed)
 }

@@ -364,6 +364,21 @@ func shareData(dst, src *Tensor) {
 	dst.F32, dst.I8, dst.U8, dst.I32, dst.I64, dst.B = src.F32, src.I8, src.U8, src.I32, src.I64, src.B
 }
 
+// matches reports whether inputs are exactly the plan's inputs with the
+// shapes it was compiled for (dtypes and data are checked by run).
+func (p *Plan) matches(inputs map[string]*Tensor) bool {
+	if len(inputs) != len(p.inputs) {
+		return false
+	}
+	for name, vi := range p.inputs {
+		t := inputs[name]
+		if t == nil || !SameShape(t.Shape, p.vals[vi].Shape) {
+			return false
+		}
+	}
+	return true
+}
+
 func (p *Plan) run(ctx context.Context, inputs map[string]*Tensor) (map[string]*Tensor, error) {
 	out, err := p.runNoCopy(ctx, inputs, 0)
 	if err != nil {

@@ -80,21 +80,23 @@ import (
 // of qNC columns; the int32 accumulators of an M x N block live in a
 // per-task scratch tile until the last K block, then go through the output
 // stage. The output is split into disjoint rectangles (along N first, then
-// M) with internal/parallel when each task has more than qMinTaskMACs
-// multiply-adds. The accumulation is exact integer arithmetic, so the
+// M) with internal/parallel when each task has at least qMinTaskMACs
+// multiply-adds: 256K rather than MLAS's 64K, because handing work to
+// another goroutine costs about 1-2 microseconds, the time of 100K-350K
+// multiply-adds here. The accumulation is exact integer arithmetic, so the
 // result is bit-identical for every thread count and kernel.
 
 //go:generate go run -C ../../asmgen ./qgemm
 
 // Blocking parameters of QGemm.
 const (
-	qMR          = 4        // rows of a micro-tile
-	qNR          = 16       // columns of a micro-tile (a panel)
-	qKC          = 256      // maximum K block (a multiple of 4)
-	qNC          = 256      // N block (a multiple of qNR)
-	qMC          = 64       // M block (a multiple of qMR)
-	qMinTaskMACs = 64 << 10 // minimum multiply-adds per parallel task
-	qGroup       = 4 * qNR  // bytes of one k group of a panel
+	qMR          = 4         // rows of a micro-tile
+	qNR          = 16        // columns of a micro-tile (a panel)
+	qKC          = 256       // maximum K block (a multiple of 4)
+	qNC          = 256       // N block (a multiple of qNR)
+	qMC          = 64        // M block (a multiple of qMR)
+	qMinTaskMACs = 256 << 10 // minimum multiply-adds per parallel task
+	qGroup       = 4 * qNR   // bytes of one k group of a panel
 )
 
 // Weight range that keeps vpmaddubsw exact (7-bit signed weights).

@@ -16,6 +16,36 @@ func sgemmKernel6x16(k int, a *float32, b *float32, c *float32, ldc int, alpha f
 //go:noescape
 func sgemmKernel6x16AVX512(k int, a *float32, b *float32, c *float32, ldc int, alpha float32, beta float32, biasRow *float32, biasCol *float32, flags uint64)
 
+// convKernel8x32AVX512 computes an 8x32 direct-convolution tile;
+// see convTileGeneric for the exact contract.
+//
+//go:noescape
+func convKernel8x32AVX512(k int, a *float32, offs *int32, b0 *float32, b1 *float32, c0 *float32, c1 *float32, ldc int, bias *float32, r0 *float32, r1 *float32, masks uint64, flags uint64)
+
+// copyRowsAVX512 copies planes x rows rows of n values, reading every
+// 1. source value; see copyRowsGeneric.
+//
+//go:noescape
+func copyRowsAVX512(dst *float32, dstRow int, dstPlane int, src *float32, srcRow int, srcPlane int, n int, rows int, planes int)
+
+// copyRows2AVX512 copies planes x rows rows of n values, reading every
+// 2. source value; see copyRowsGeneric.
+//
+//go:noescape
+func copyRows2AVX512(dst *float32, dstRow int, dstPlane int, src *float32, srcRow int, srcPlane int, n int, rows int, planes int)
+
+// maxRowsAVX512 sets dst[i] = max(a[i], b[i]) for i < n, with Go's max
+// semantics; see maxRowsGeneric.
+//
+//go:noescape
+func maxRowsAVX512(dst *float32, a *float32, b *float32, n int)
+
+// maxPool2x2AVX512 max-pools rows output rows of ow values with 2x2
+// windows and stride 2 (Go's max semantics); see maxPool2x2Generic.
+//
+//go:noescape
+func maxPool2x2AVX512(y *float32, x *float32, rows int, ow int, iw int)
+
 // saxpyAVX2 computes y[i] += a*x[i] for i < n.
 //
 //go:noescape
