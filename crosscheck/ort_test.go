@@ -42,6 +42,14 @@ func crossModels(t *testing.T) []crossModel {
 	for _, f := range loadFixtures(t) {
 		out = append(out, crossModel{f, -2, 2})
 	}
+	// The bundled model compress trained itself (and exported with its own
+	// exporter): its outputs in onnxruntime must equal ours too.
+	root, err := RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lenet := filepath.Join(root, "testdata", "pretrained", "lenet5-mnist.onnx")
+	out = append(out, crossModel{&Fixture{Name: "lenet5-mnist (trained by compress)", Dir: filepath.Dir(lenet), Model: lenet}, 0, 1})
 	dir, err := MNIST8Dir()
 	if err != nil {
 		t.Fatal(err)
