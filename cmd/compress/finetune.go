@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/schollz/progressbar/v3"
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
 
@@ -302,13 +303,14 @@ func trainConfig(c *cli.Context) (finetune.Config, error) {
 	return cfg, cfg.Preprocess.Validate()
 }
 
-// progress shows training progress: a bar redrawn in place on a terminal,
-// a plain line per epoch (and every 100 steps) otherwise.
+// progress shows training progress: a progress bar (schollz/progressbar)
+// redrawn in place on a terminal, plain lines (every 100 steps and per
+// epoch) otherwise.
 type progress struct {
 	w     io.Writer
 	tty   bool
 	quiet bool
-	last  time.Time
+	bar   *progressbar.ProgressBar
 }
 
 func newProgress(w io.Writer, quiet bool) *progress {
@@ -326,27 +328,23 @@ func (p *progress) update(ev finetune.Event) {
 	switch ev.Kind {
 	case "step":
 		if p.tty {
-			if time.Since(p.last) < 100*time.Millisecond && ev.Step != ev.Steps {
-				return
+			if p.bar == nil {
+				p.bar = progressbar.NewOptions(ev.Steps,
+					progressbar.OptionSetWriter(p.w),
+					progressbar.OptionSetWidth(24),
+					progressbar.OptionThrottle(100*time.Millisecond),
+					progressbar.OptionShowCount(),
+					progressbar.OptionSetPredictTime(true),
+					progressbar.OptionClearOnFinish())
 			}
-			p.last = time.Now()
-			const width = 24
-			filled := width * ev.Step / max(ev.Steps, 1)
-			eta := time.Duration(0)
-			if ev.SamplesPerSec > 0 && ev.Step > 0 {
-				eta = time.Duration(float64(ev.Elapsed) * float64(ev.Steps-ev.Step) / float64(ev.Step))
-			}
-			fmt.Fprintf(p.w, "\repoch %d/%d [%s%s] %d/%d loss %.4f acc %.4f %6.0f samples/s ETA %s   ",
-				ev.Epoch, ev.Epochs, strings.Repeat("=", filled), strings.Repeat(" ", width-filled), ev.Step, ev.Steps,
-				ev.Loss, ev.Accuracy, ev.SamplesPerSec, eta.Round(time.Second))
+			p.bar.Describe(fmt.Sprintf("epoch %d/%d loss %.4f acc %.4f %.0f samples/s", ev.Epoch, ev.Epochs, ev.Loss, ev.Accuracy, ev.SamplesPerSec))
+			_ = p.bar.Set(ev.Step)
 		} else if ev.Step%100 == 0 {
 			fmt.Fprintf(p.w, "epoch %d/%d step %d/%d loss %.4f acc %.4f %.0f samples/s\n",
 				ev.Epoch, ev.Epochs, ev.Step, ev.Steps, ev.Loss, ev.Accuracy, ev.SamplesPerSec)
 		}
 	case "epoch":
-		if p.tty {
-			fmt.Fprint(p.w, "\r\033[K")
-		}
+		p.done()
 		line := fmt.Sprintf("epoch %d/%d loss %.4f acc %.4f %.0f samples/s %.1fs", ev.Epoch, ev.Epochs, ev.Loss, ev.Accuracy,
 			ev.SamplesPerSec, ev.Elapsed.Seconds())
 		if ev.Val != nil {
@@ -356,8 +354,10 @@ func (p *progress) update(ev finetune.Event) {
 	}
 }
 
+// done clears a bar in progress.
 func (p *progress) done() {
-	if p.tty && !p.quiet {
-		fmt.Fprint(p.w, "\r\033[K")
+	if p.bar != nil {
+		_ = p.bar.Clear()
+		p.bar = nil
 	}
 }

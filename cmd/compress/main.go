@@ -103,6 +103,9 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			convertCommand(),
 			finetuneCommand(),
 			modelsCommand(),
+			quantizeCommand(),
+			pruneCommand(),
+			sensitivityCommand(),
 			versionCommand(),
 		},
 	}

@@ -1,0 +1,211 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// sparseRand fills a tensor with values in [-1, 1), about frac of them zero.
+func sparseRand(r *rand.Rand, frac float64, shape ...int) *Tensor {
+	t := New(Float32, shape...)
+	for i := range t.F32 {
+		if r.Float64() >= frac {
+			t.F32[i] = r.Float32()*2 - 1
+		}
+	}
+	return t
+}
+
+func intsAttr(v ...int64) Attr { return Attr{Kind: AttrInts, Ints: v} }
+
+// TestSparseOps checks every sparse op against its dense twin, for every
+// row-kernel implementation the CPU has and for 1 and 3 threads.
+func TestSparseOps(t *testing.T) {
+	type tc struct {
+		name string
+		node *Node
+		in   []*Tensor
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	relu := Attr{Kind: AttrString, S: "Relu"}
+	cases := []tc{
+		{"gemm transB bias relu", &Node{OpType: "Gemm", Attrs: map[string]Attr{"transB": {Kind: AttrInt, I: 1}, "activation": relu}},
+			[]*Tensor{sparseRand(r, 0, 7, 70), sparseRand(r, 0.9, 45, 70), sparseRand(r, 0, 45)}},
+		{"gemm B[K,N] no bias", &Node{OpType: "Gemm"},
+			[]*Tensor{sparseRand(r, 0, 33, 50), sparseRand(r, 0.8, 50, 37)}},
+		{"gemm batch 1", &Node{OpType: "Gemm", Attrs: map[string]Attr{"transB": {Kind: AttrInt, I: 1}}},
+			[]*Tensor{sparseRand(r, 0, 1, 64), sparseRand(r, 0.7, 20, 64), sparseRand(r, 0, 1, 20)}},
+		{"gemm sigmoid", &Node{OpType: "Gemm", Attrs: map[string]Attr{"transB": {Kind: AttrInt, I: 1}, "activation": {Kind: AttrString, S: "Sigmoid"}}},
+			[]*Tensor{sparseRand(r, 0, 40, 24), sparseRand(r, 0.5, 9, 24)}},
+		{"gemm alpha falls back", &Node{OpType: "Gemm", Attrs: map[string]Attr{"alpha": {Kind: AttrFloat, F: 0.5}}},
+			[]*Tensor{sparseRand(r, 0, 4, 8), sparseRand(r, 0.5, 8, 3)}},
+		{"matmul 3-D", &Node{OpType: "MatMul"},
+			[]*Tensor{sparseRand(r, 0, 2, 19, 48), sparseRand(r, 0.9, 48, 40)}},
+		{"matmul all zero", &Node{OpType: "MatMul"},
+			[]*Tensor{sparseRand(r, 0, 5, 8), New(Float32, 8, 6)}},
+		{"conv 3x3 pad", &Node{OpType: "Conv", Attrs: map[string]Attr{"pads": intsAttr(1, 1, 1, 1), "activation": relu}},
+			[]*Tensor{sparseRand(r, 0, 2, 5, 13, 11), sparseRand(r, 0.8, 12, 5, 3, 3), sparseRand(r, 0, 12)}},
+		{"conv stride dilation", &Node{OpType: "Conv", Attrs: map[string]Attr{"strides": intsAttr(2, 1), "dilations": intsAttr(1, 2), "pads": intsAttr(0, 2, 1, 0)}},
+			[]*Tensor{sparseRand(r, 0, 1, 3, 20, 19), sparseRand(r, 0.6, 8, 3, 3, 3)}},
+		{"conv auto_pad same", &Node{OpType: "Conv", Attrs: map[string]Attr{"auto_pad": {Kind: AttrString, S: "SAME_UPPER"}, "strides": intsAttr(2, 2)}},
+			[]*Tensor{sparseRand(r, 0, 1, 4, 9, 9), sparseRand(r, 0.7, 6, 4, 3, 3)}},
+		{"conv pointwise groups", &Node{OpType: "Conv", Attrs: map[string]Attr{"group": {Kind: AttrInt, I: 2}}},
+			[]*Tensor{sparseRand(r, 0, 2, 8, 6, 7), sparseRand(r, 0.5, 10, 4, 1, 1), sparseRand(r, 0, 10)}},
+		{"conv depthwise falls back", &Node{OpType: "Conv", Attrs: map[string]Attr{"group": {Kind: AttrInt, I: 4}, "pads": intsAttr(1, 1, 1, 1)}},
+			[]*Tensor{sparseRand(r, 0, 1, 4, 6, 6), sparseRand(r, 0.5, 4, 1, 3, 3)}},
+	}
+	for _, c := range cases {
+		c.node.Inputs = make([]string, len(c.in))
+		for i := range c.in {
+			c.node.Inputs[i] = fmt.Sprintf("in%d", i)
+		}
+		c.node.Outputs = []string{"y"}
+		want, err := EvalNode(context.Background(), c.node, c.in, 1)
+		if err != nil {
+			t.Fatalf("%s: dense: %v", c.name, err)
+		}
+		sn := *c.node
+		sn.Domain, sn.OpType = SparseDomain, "Sparse"+c.node.OpType
+		for _, impl := range sparseImpls() {
+			var first []float32
+			for _, threads := range []int{1, 3} {
+				name := fmt.Sprintf("%s/impl%d/threads%d", c.name, impl, threads)
+				t.Run(name, func(t *testing.T) {
+					defer func(old int) { sparseImpl = old }(sparseImpl)
+					sparseImpl = impl
+					got, err := EvalNode(context.Background(), &sn, c.in, threads)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if !SameShape(got[0].Shape, want[0].Shape) {
+						t.Fatalf("shape %v, want %v", got[0].Shape, want[0].Shape)
+					}
+					for i, v := range got[0].F32 {
+						if d := math.Abs(float64(v - want[0].F32[i])); d > 1e-4*(1+math.Abs(float64(want[0].F32[i]))) {
+							t.Fatalf("element %d: %g, want %g", i, v, want[0].F32[i])
+						}
+					}
+					if first == nil {
+						first = got[0].F32
+					} else {
+						for i, v := range got[0].F32 {
+							if math.Float32bits(v) != math.Float32bits(first[i]) {
+								t.Fatalf("element %d differs between thread counts: %g vs %g", i, v, first[i])
+							}
+						}
+					}
+				})
+			}
+		}
+	}
+}
+
+func TestSparsifyWeights(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	g := NewGraph("sparse")
+	g.Inputs = []ValueInfo{{Name: "x", DType: Float32, Shape: []int{-1, 3, 8, 8}}}
+	g.AddParam("w1", sparseRand(r, 0.9, 4, 3, 3, 3), false)
+	g.AddParam("w2", sparseRand(r, 0.1, 4, 4, 3, 3), false)
+	g.AddParam("fc", sparseRand(r, 0.95, 10, 64), false)
+	g.AddParam("shape", FromInt64([]int64{0, -1}, 2), false)
+	g.Nodes = []*Node{
+		{Name: "c1", OpType: "Conv", Inputs: []string{"x", "w1"}, Outputs: []string{"a"}, Attrs: map[string]Attr{"pads": intsAttr(1, 1, 1, 1)}},
+		{Name: "r1", OpType: "Relu", Inputs: []string{"a"}, Outputs: []string{"b"}},
+		{Name: "c2", OpType: "Conv", Inputs: []string{"b", "w2"}, Outputs: []string{"c"}, Attrs: map[string]Attr{"pads": intsAttr(1, 1, 1, 1), "strides": intsAttr(2, 2)}},
+		{Name: "fl", OpType: "Reshape", Inputs: []string{"c", "shape"}, Outputs: []string{"d"}},
+		{Name: "fc", OpType: "Gemm", Inputs: []string{"d", "fc"}, Outputs: []string{"y"}, Attrs: map[string]Attr{"transB": {Kind: AttrInt, I: 1}}},
+	}
+	g.Outputs = []ValueInfo{{Name: "y", DType: Float32, Shape: []int{-1, 10}}}
+	x := sparseRand(r, 0, 2, 3, 8, 8)
+	dense, err := NewExecutor(g, Options{Threads: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := dense.Run(context.Background(), map[string]*Tensor{"x": x})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sg := g.Clone()
+	if err := Optimize(sg); err != nil {
+		t.Fatal(err)
+	}
+	if n := SparsifyWeights(sg, 0.5); n != 2 {
+		t.Fatalf("SparsifyWeights rewrote %d nodes, want 2 (c1 and fc; c2 is dense)", n)
+	}
+	ex, err := NewExecutor(sg, Options{Threads: 2, NoOptimize: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := ex.Run(context.Background(), map[string]*Tensor{"x": x})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range got["y"].F32 {
+		if math.Abs(float64(v-want["y"].F32[i])) > 1e-4 {
+			t.Fatalf("y[%d] = %g, want %g", i, v, want["y"].F32[i])
+		}
+	}
+}
+
+// BenchmarkCSRMulDense times the CSR product alone: a 1024x1024 matrix at
+// 90% sparsity times 1024 x n.
+func BenchmarkCSRMulDense(b *testing.B) {
+	r := rand.New(rand.NewPCG(9, 9))
+	w := sparseRand(r, 0.9, 1024, 1024)
+	s, err := NewCSR(1024, 1024, func(i, j int) float32 { return w.F32[i*1024+j] })
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, n := range []int{32, 1024} {
+		x := sparseRand(r, 0, 1024, n)
+		y := New(Float32, 1024, n)
+		b.Run(fmt.Sprintf("n=%d", n), func(b *testing.B) {
+			for range b.N {
+				s.MulDense(x.F32, n, y.F32, n, n, nil, false, 1)
+			}
+			b.ReportMetric(float64(s.NNZ())*float64(n)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GMAC/s")
+		})
+	}
+}
+
+// TestSparseAuto: in automatic mode a kernel runs sparse only past the
+// break-even of its shape.
+func TestSparseAuto(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	tests := []struct {
+		name   string
+		op     string
+		x, w   *Tensor
+		sparse bool
+	}{
+		{"gemm batch 32 at 0.75", "Gemm", sparseRand(r, 0, 32, 64), sparseRand(r, 0.75, 64, 48), true},
+		{"gemm batch 1 at 0.75", "Gemm", sparseRand(r, 0, 1, 64), sparseRand(r, 0.75, 64, 48), false},
+		{"gemm batch 1 at 0.95", "Gemm", sparseRand(r, 0, 1, 64), sparseRand(r, 0.95, 64, 48), true},
+		{"matmul batch 4 at 0.75", "MatMul", sparseRand(r, 0, 4, 64), sparseRand(r, 0.75, 64, 48), false},
+		{"small conv at 0.9", "Conv", sparseRand(r, 0, 1, 4, 8, 8), sparseRand(r, 0.9, 8, 4, 3, 3), false},
+		{"small conv at 0.97", "Conv", sparseRand(r, 0, 1, 4, 8, 8), sparseRand(r, 0.97, 8, 4, 3, 3), true},
+		{"large conv at 0.8", "Conv", sparseRand(r, 0, 1, 32, 32, 32), sparseRand(r, 0.8, 32, 32, 3, 3), false},
+		{"large conv at 0.92", "Conv", sparseRand(r, 0, 1, 32, 32, 32), sparseRand(r, 0.92, 32, 32, 3, 3), true},
+	}
+	for _, tc := range tests {
+		g := NewGraph("auto")
+		g.AddParam("w", tc.w, false)
+		n := &Node{Name: "n", OpType: tc.op, Inputs: []string{"x", "w"}, Outputs: []string{"y"}}
+		g.Nodes = []*Node{n}
+		if SparsifyWeights(g, 0) != 1 {
+			t.Fatalf("%s: not rewritten", tc.name)
+		}
+		k, _, err := CompileNode(n, []ValueMeta{{DType: Float32, Shape: tc.x.Shape}, {DType: Float32, Shape: tc.w.Shape, Const: tc.w}})
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		_, lin := k.(*sparseLinearKernel)
+		_, conv := k.(*sparseConvKernel)
+		if (lin || conv) != tc.sparse {
+			t.Errorf("%s: kernel %T, want sparse=%v", tc.name, k, tc.sparse)
+		}
+	}
+}
