@@ -156,23 +156,35 @@ func BenchmarkQDepthwise(b *testing.B) {
 	}
 }
 
-// BenchmarkQTile measures the AVX2 4x16 micro-kernel alone on a 256-deep K
-// block held in L1 (the peak the driver can reach).
+// BenchmarkQTile measures the micro-kernels alone: 16 rows (4 tiles) by 64
+// columns (4 panels) on a 256-deep K block held in L1, the peak the driver
+// can reach. tile4 is the 4-panel kernel of implementations that have one.
 func BenchmarkQTile(b *testing.B) {
 	const kg = 64
-	a := make([]byte, 4*4*kg)
-	bp := make([]byte, kg*qGroup)
-	c := make([]int32, 4*qNR)
+	a := make([]byte, 16*4*kg)
+	bp := make([]byte, 4*kg*qGroup)
+	c := make([]int32, 16*64)
+	type tileFunc = func(int, int, []byte, int, []byte, []int32, int, bool)
+	type tile4Func = func(int, int, []byte, int, []byte, int, []int32, int, bool)
 	for _, kern := range qImpls {
-		for _, v := range []string{"tile", "tileWide", "tileA", "tileAWide"} {
-			f := map[string]func(int, int, []byte, int, []byte, []int32, int, bool){
-				"tile": kern.tile, "tileWide": kern.tileWide, "tileA": kern.tileA, "tileAWide": kern.tileAWide}[v]
+		for _, v := range []string{"tile", "tileWide", "tileA", "tileAWide", "tile4", "tileA4"} {
+			f := map[string]tileFunc{"tile": kern.tile, "tileWide": kern.tileWide, "tileA": kern.tileA, "tileAWide": kern.tileAWide}[v]
+			f4 := map[string]tile4Func{"tile4": kern.tile4, "tileA4": kern.tileA4}[v]
+			if f == nil && f4 == nil {
+				continue
+			}
 			b.Run(fmt.Sprintf("%s/%s", kern.name, v), func(b *testing.B) {
 				cpu0 := qCPUSeconds()
 				for b.Loop() {
-					f(kg, 1, a, 4*kg, bp, c, qNR, true)
+					if f4 != nil {
+						f4(kg, 4, a, 4*kg, bp, kg*qGroup, c, 64, true)
+						continue
+					}
+					for h := 0; h < 4; h++ {
+						f(kg, 4, a, 4*kg, bp[h*kg*qGroup:], c[16*h:], 64, true)
+					}
 				}
-				qReportGOPs(b, 4, qNR, 4*kg, cpu0)
+				qReportGOPs(b, 16, 64, 4*kg, cpu0)
 			})
 		}
 	}

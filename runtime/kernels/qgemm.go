@@ -225,6 +225,7 @@ type QScratch struct {
 	l    []byte  // packed row operand (QGemm activations)
 	lsum []int32 // its row sums
 	p    []byte  // packed panel operand (QGemmA / QConv2D activations)
+	pad  []byte  // zero-point padded input planes (QConv2D)
 	psum []int32 // its column sums
 	r, c []int32 // per-row and per-column additive terms
 	x, y []int32 // per-row and per-column multipliers
@@ -486,7 +487,7 @@ func (s *QScratch) qgemmA(kern *qKernels, pa *QPackedA, zw []int32, n int, b []u
 	s.kern = kern
 	s.src = qPanelSrc{b: b, ldb: ldb, k: k}
 	s.packPanels(pa.kp, n, threads)
-	s.runA(pa, zw, n, zb, threads)
+	s.runA(pa, zw, n, zb, 0, 0, threads)
 	return nil
 }
 
@@ -510,8 +511,8 @@ func qCheckA(op string, pa *QPackedA, zw []int32, n int, zb int32) error {
 }
 
 // runA finishes a weights-left product whose activations are packed in
-// s.p / s.psum.
-func (s *QScratch) runA(pa *QPackedA, zw []int32, n int, zb int32, threads int) {
+// s.p / s.psum; wideW and outW are qProblem's column map (0 for none).
+func (s *QScratch) runA(pa *QPackedA, zw []int32, n int, zb int32, wideW, outW, threads int) {
 	m, k32 := pa.M, int32(pa.K)
 	zwAt := func(i int) int32 {
 		switch len(zw) {
@@ -546,7 +547,7 @@ func (s *QScratch) runA(pa *QPackedA, zw []int32, n int, zb int32, threads int) 
 		}
 	}
 	s.q = qProblem{m: m, n: n, k: pa.K, kp: pa.kp, l: pa.data, ldl: pa.kp, p: s.p, signedL: true,
-		wide: !pa.Exact && !s.kern.exactAll, r: s.r, c: s.c, x: x, y: y}
+		wide: !pa.Exact && !s.kern.exactAll, r: s.r, c: s.c, x: x, y: y, wideW: wideW, outW: outW}
 	s.run(threads)
 }
 
@@ -558,7 +559,8 @@ type qPanelSrc struct {
 	conv   *Conv2DShape
 	x      []uint8
 	zx     uint8
-	direct bool // 1x1 convolution without padding or stride: rows are planes
+	direct bool   // 1x1 convolution without padding or stride: rows are planes
+	pad    []byte // zero-point padded planes (stride-1 convolution), or nil
 }
 
 // rows points rows[0..3] at rows 4g..4g+3, columns [j0, j1) of the source
@@ -574,6 +576,12 @@ func (src *qPanelSrc) rows(g, j0, j1 int, tmp, rows *[4][]byte) {
 		case src.direct:
 			hw := src.conv.H * src.conv.W
 			rows[kk] = src.x[r*hw+j0 : r*hw+j1]
+		case src.pad != nil:
+			cs := src.conv
+			c, kh, kw := r/(cs.KH*cs.KW), r/cs.KW%cs.KH, r%cs.KW
+			wp := cs.W + cs.PadLeft + cs.PadRight
+			off := c*(cs.H+cs.PadTop+cs.PadBottom)*wp + kh*cs.DilationH*wp + kw*cs.DilationW
+			rows[kk] = src.pad[off+j0 : off+j1]
 		default:
 			qIm2ColRow(src.conv, src.x, src.zx, r, j0, j1, tmp[kk])
 			rows[kk] = tmp[kk]
@@ -649,6 +657,10 @@ type qProblem struct {
 	wide        bool    // use the exact widening kernels
 	r, c        []int32 // additive row and column terms
 	x, y        []int32 // row and column multipliers (both nil or both set)
+	// wideW, when set, maps product column j = y*wideW + x to output
+	// column y*outW + x (x < outW) and drops the others: the padded-plane
+	// convolution computes whole padded rows.
+	wideW, outW int
 }
 
 // run executes s.q over disjoint output rectangles.

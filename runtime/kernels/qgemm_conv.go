@@ -11,9 +11,22 @@ import "fmt"
 // (one k group) at a time, so the output rows are the NCHW planes of the
 // output channels. vpmaddubsw multiplies unsigned by signed bytes, so here
 // the vector operand is the activation panel and the broadcast operand the
-// weights. Padding positions hold the activation zero point, which
-// represents a real zero and contributes nothing after the zero-point
-// correction.
+// weights (vpdpbusd the same). Padding positions hold the activation zero
+// point, which represents a real zero and contributes nothing after the
+// zero-point correction.
+//
+// Three ways to build the columns, all giving the same result:
+//
+//   - 1x1, stride 1, no padding: the im2col rows are the input planes.
+//   - Stride 1 (when it costs at most 25% more multiply-adds): the input is
+//     copied once into planes padded with the zero point, of width
+//     Wp = W+PadLeft+PadRight. The product then computes whole padded output
+//     rows (OH x Wp columns); column y*Wp+x of im2col row (c, kh, kw) is
+//     byte (y+kh*DilationH)*Wp + x+kw*DilationW of plane c, so every im2col
+//     row is a contiguous slice of a padded plane, and the output stage
+//     drops the Wp-OW extra columns of each row.
+//   - Otherwise: each im2col row is built (qIm2ColRow) into a per-task
+//     buffer first.
 
 // qValidRange returns the output positions [lo, hi) of one axis whose input
 // coordinate o*stride + off lies in [0, size).
@@ -126,6 +139,28 @@ func qCheckConv(op string, s *Conv2DShape, x []uint8, zx int32) error {
 	return nil
 }
 
+// padPlanes copies the C planes of x into sc.pad with PadTop/PadBottom rows
+// and PadLeft/PadRight columns of zx around each, plus (KW-1)*DilationW
+// bytes after the last plane (read only for discarded columns).
+func (sc *QScratch) padPlanes(s *Conv2DShape, x []uint8, zx uint8) []byte {
+	wp, hp := s.W+s.PadLeft+s.PadRight, s.H+s.PadTop+s.PadBottom
+	plane := hp * wp
+	sc.pad = qGrowBytes(sc.pad, s.C*plane+(s.KW-1)*s.DilationW)
+	for c := 0; c < s.C; c++ {
+		p := sc.pad[c*plane : (c+1)*plane]
+		qFill(p[:s.PadTop*wp+s.PadLeft], zx)
+		for ih := 0; ih < s.H; ih++ {
+			row := p[(s.PadTop+ih)*wp:]
+			copy(row[s.PadLeft:s.PadLeft+s.W], x[(c*s.H+ih)*s.W:(c*s.H+ih+1)*s.W])
+			// right padding of this row and left padding of the next
+			qFill(row[s.PadLeft+s.W:min(len(row), wp+s.PadLeft)], zx)
+		}
+		qFill(p[(s.PadTop+s.H)*wp:], zx)
+	}
+	qFill(sc.pad[s.C*plane:], zx)
+	return sc.pad
+}
+
 // QIm2Col writes the uint8 column matrix of one NCHW image and group:
 // C*KH*KW rows of OutH*OutW values (row (c*KH+kh)*KW+kw, column oh*OutW+ow
 // holds x[c][oh*StrideH-PadTop+kh*DilationH][ow*StrideW-PadLeft+kw*DilationW]),
@@ -187,8 +222,21 @@ func (sc *QScratch) qconv2D(kern *qKernels, s *Conv2DShape, x []uint8, zx int32,
 	direct := s.KH == 1 && s.KW == 1 && s.StrideH == 1 && s.StrideW == 1 &&
 		s.PadTop == 0 && s.PadLeft == 0 && s.PadBottom == 0 && s.PadRight == 0
 	sc.src = qPanelSrc{conv: s, x: x, zx: uint8(zx), k: k, direct: direct}
+	ow := s.OutW()
+	wp := s.W + s.PadLeft + s.PadRight
+	if !direct && s.StrideH == 1 && s.StrideW == 1 && 4*(wp-ow) <= ow {
+		// Stride 1: copy the input into zero-point padded planes once; every
+		// im2col row of a padded output row (wp columns, the last wp-ow of
+		// them discarded by the output stage) is then a contiguous slice of
+		// a plane, read directly by the packing.
+		sc.src.pad = sc.padPlanes(s, x, uint8(zx))
+		nw := s.OutH() * wp
+		sc.packPanels(pa.kp, nw, threads)
+		sc.runA(pa, zw, nw, zx, wp, ow, threads)
+		return nil
+	}
 	sc.packPanels(pa.kp, n, threads)
-	sc.runA(pa, zw, n, zx, threads)
+	sc.runA(pa, zw, n, zx, 0, 0, threads)
 	return nil
 }
 

@@ -53,6 +53,11 @@ func qRandConvShapes(r *rand.Rand, n int) []Conv2DShape {
 		{C: 5, H: 33, W: 31, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1, StrideH: 2, StrideW: 2, DilationH: 1, DilationW: 1},
 		{C: 1, H: 28, W: 28, KH: 5, KW: 5, PadTop: 2, PadLeft: 2, PadBottom: 2, PadRight: 2, StrideH: 1, StrideW: 1, DilationH: 1, DilationW: 1},
 		{C: 2, H: 4, W: 4, KH: 3, KW: 3, PadTop: 3, PadLeft: 0, PadBottom: 1, PadRight: 4, StrideH: 1, StrideW: 3, DilationH: 2, DilationW: 1},
+		// stride 1: the padded-plane path
+		{C: 3, H: 9, W: 20, KH: 3, KW: 2, PadTop: 0, PadLeft: 1, PadBottom: 2, PadRight: 3, StrideH: 1, StrideW: 1, DilationH: 1, DilationW: 2},
+		{C: 7, H: 13, W: 21, KH: 2, KW: 3, PadTop: 2, PadLeft: 0, PadBottom: 0, PadRight: 1, StrideH: 1, StrideW: 1, DilationH: 2, DilationW: 1},
+		{C: 4, H: 6, W: 40, KH: 1, KW: 3, PadTop: 1, PadLeft: 2, PadBottom: 1, PadRight: 2, StrideH: 1, StrideW: 1, DilationH: 1, DilationW: 1},
+		{C: 2, H: 35, W: 33, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1, StrideH: 1, StrideW: 1, DilationH: 1, DilationW: 1},
 	}
 	for len(shapes) < n {
 		s := Conv2DShape{C: 1 + r.IntN(9), H: 1 + r.IntN(12), W: 1 + r.IntN(12),
@@ -201,6 +206,11 @@ func TestQConvErrors(t *testing.T) {
 		{"zw", QConv2D(&s, x, 0, pa, []int32{1, 2}, out, 1)},
 		{"dw weights", QDepthwiseConv2D(&s, x, 0, make([]int8, 17), nil, &QOutput{Kind: QOutInt32, I32: make([]int32, 8)}, 1)},
 		{"im2col", QIm2Col(&s, x, 0, make([]uint8, 10))},
+		{"QGemmA nil", QGemmA(nil, nil, 4, x, 4, 0, out, 1)},
+		{"QGemmA n", QGemmA(pa, nil, 0, x, 4, 0, out, 1)},
+		{"QGemmA ldb", QGemmA(pa, nil, 4, x, 3, 0, out, 1)},
+		{"QGemmA short B", QGemmA(pa, nil, 4, make([]uint8, 18*4-1), 4, 0, &QOutput{Kind: QOutInt32, I32: make([]int32, 12)}, 1)},
+		{"QGemmA zb", QGemmA(pa, nil, 4, make([]uint8, 72), 4, -1, &QOutput{Kind: QOutInt32, I32: make([]int32, 12)}, 1)},
 	}
 	for i, c := range cases {
 		if (c.err == nil) != (i == 0) {

@@ -267,6 +267,26 @@ func qStageGeneric(a qStageArgs, j0 int) {
 // stageBlock applies the output stage to rows [i0, i1) and columns
 // [j0, j1) from acc (row stride ldacc).
 func (s *QScratch) stageBlock(i0, i1, j0, j1 int, acc []int32, ldacc int) {
+	q := &s.q
+	if q.wideW == 0 {
+		s.stageSeg(i0, i1, j0, j1, j0, acc, ldacc)
+		return
+	}
+	// Product columns j = y*wideW + x are output column y*outW + x when
+	// x < outW and are dropped otherwise.
+	for j := j0; j < j1; {
+		y, x := j/q.wideW, j%q.wideW
+		e := min(j1, (y+1)*q.wideW)
+		if xe := min(e-y*q.wideW, q.outW); x < xe {
+			s.stageSeg(i0, i1, j, y*q.wideW+xe, y*q.outW+x, acc[j-j0:], ldacc)
+		}
+		j = e
+	}
+}
+
+// stageSeg applies the output stage to rows [i0, i1) and product columns
+// [j0, j1), writing output columns from jo.
+func (s *QScratch) stageSeg(i0, i1, j0, j1, jo int, acc []int32, ldacc int) {
 	q, ep := &s.q, &s.ep
 	rows, n := i1-i0, j1-j0
 	a := qStageArgs{rows: rows, n: n, acc: acc[:(rows-1)*ldacc+n], ldacc: ldacc,
@@ -282,16 +302,16 @@ func (s *QScratch) stageBlock(i0, i1, j0, j1 int, acc []int32, ldacc int) {
 	case ep.perRow:
 		a.scale, a.scaleStep = ep.scale[i0:i1], 1
 	default:
-		a.scale, a.scaleVec = ep.scale[j0:j1], true
+		a.scale, a.scaleVec = ep.scale[jo:jo+n], true
 	}
 	if ep.bias != nil {
 		if ep.perRow {
 			a.bias, a.biasStep = ep.bias[i0:i1], 1
 		} else {
-			a.bias, a.biasVec = ep.bias[j0:j1], true
+			a.bias, a.biasVec = ep.bias[jo:jo+n], true
 		}
 	}
-	off, end := i0*ep.ldc+j0, (i1-1)*ep.ldc+j1
+	off, end := i0*ep.ldc+jo, (i1-1)*ep.ldc+jo+n
 	switch ep.kind {
 	case QOutInt32:
 		a.i32 = ep.i32[off:end]
