@@ -19,12 +19,13 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
 (cd "$root" && go build -o "$tmp/compress" ./cmd/compress)
+compact() { /usr/bin/python3 -c 'import json, sys; print(json.dumps(json.load(sys.stdin)))'; }
 recipe=(--freeze-until Pooling160 --num-classes 10 --epochs 3 --batch 128 --optimizer adam --lr 1e-3 --seed 0 --threads "$threads")
 for r in $(seq 1 "$rounds"); do
 	echo "round $r/$rounds" >&2
 	/usr/bin/python3 "$here/pytorch_transfer.py" "$model" "$fashion" --threads "$threads" >>"$tmp/pytorch.jsonl"
-	"$tmp/compress" finetune --model "$model" --data "$fashion" --out "$tmp/ft.onnx" "${recipe[@]}" --json >>"$tmp/compress.jsonl"
-	"$tmp/compress" finetune --model "$model" --data "$fashion" --out "$tmp/ftc.onnx" "${recipe[@]}" --cache-frozen --json >>"$tmp/cached.jsonl"
+	"$tmp/compress" finetune --model "$model" --data "$fashion" --out "$tmp/ft.onnx" "${recipe[@]}" --json | compact >>"$tmp/compress.jsonl"
+	"$tmp/compress" finetune --model "$model" --data "$fashion" --out "$tmp/ftc.onnx" "${recipe[@]}" --cache-frozen --json | compact >>"$tmp/cached.jsonl"
 	cmp -s "$tmp/ft.onnx" "$tmp/ftc.onnx" && echo same >>"$tmp/identical" || echo different >>"$tmp/identical"
 done
 
