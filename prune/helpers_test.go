@@ -2,7 +2,6 @@ package prune
 
 import (
 	"context"
-	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -124,5 +123,3 @@ func paramCount(g *rt.Graph) int {
 	}
 	return n
 }
-
-var _ = fmt.Sprint

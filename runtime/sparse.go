@@ -27,7 +27,18 @@ type CSR struct {
 	RowPtr     []int32
 	ColIdx     []int32
 	Vals       []float32
+
+	// The columns are cut into blocks of csrBlock: split[r*(nb+1)+k] is
+	// the first nonzero of row r in block k (or later), so that a product
+	// streams one block of rows of the dense operand at a time, from the
+	// L1 cache.
+	nb    int
+	split []int32
 }
+
+// csrBlock is the number of rows of the dense operand one pass of the
+// product keeps in the L1 cache: 256 rows of a 32-column tile are 32 KiB.
+const csrBlock = 256
 
 // NewCSR builds the CSR form of a rows x cols matrix whose element (r, c)
 // is at(r, c), keeping the values that are not zero.
@@ -45,7 +56,31 @@ func NewCSR(rows, cols int, at func(r, c int) float32) (*CSR, error) {
 		}
 		s.RowPtr[r+1] = int32(len(s.Vals))
 	}
+	s.nb = max(1, (cols+csrBlock-1)/csrBlock)
+	if s.nb > 1 {
+		s.split = make([]int32, rows*(s.nb+1))
+		for r := 0; r < rows; r++ {
+			p := s.RowPtr[r]
+			for k := 0; k < s.nb; k++ {
+				for p < s.RowPtr[r+1] && int(s.ColIdx[p]) < k*csrBlock {
+					p++
+				}
+				s.split[r*(s.nb+1)+k] = p
+			}
+			s.split[r*(s.nb+1)+s.nb] = s.RowPtr[r+1]
+		}
+	}
 	return s, nil
+}
+
+// blockRange returns the nonzeros of row r in column block k of nb (1:
+// the whole row, or s.nb).
+func (s *CSR) blockRange(r, k, nb int) (int32, int32) {
+	if nb == 1 {
+		return s.RowPtr[r], s.RowPtr[r+1]
+	}
+	i := r*(s.nb+1) + k
+	return s.split[i], s.split[i+1]
 }
 
 // NNZ is the number of stored nonzeros.
@@ -79,33 +114,105 @@ func (s *CSR) MulDense(b []float32, ldb int, c []float32, ldc, n int, bias []flo
 	threads = max(1, min(threads, int(work>>16)))
 	grain := max(1, s.Rows/(threads*4))
 	impl := sparseImpl
+	w1, w2 := tileWidths(impl)
 	// Columns go in blocks whose rows of B (about 256 KiB) stay in the L2
 	// cache while every row of S streams over them.
 	blk := n
 	if s.Cols*n > 64<<10 {
 		blk = min(n, max(32, (64<<10)/max(s.Cols, 1)/32*32))
 	}
+	// Column blocks of S pay for more row-kernel calls; they help wide
+	// products only (a batch of 256 and more, or long convolution rows).
+	nb := 1
+	if n >= 256 {
+		nb = s.nb
+	}
 	parallel.For(threads, s.Rows, grain, func(lo, hi int) {
-		for j0 := 0; j0 < n; j0 += blk {
-			j1 := min(j0+blk, n)
+		if n == 1 {
 			for r := lo; r < hi; r++ {
 				p0, p1 := s.RowPtr[r], s.RowPtr[r+1]
-				row := c[r*ldc+j0 : r*ldc+j1]
-				var bv float32
+				v := dot(s.Vals[p0:p1], s.ColIdx[p0:p1], b, ldb)
 				if bias != nil {
-					bv = bias[r]
+					v += bias[r]
 				}
-				if n == 1 {
-					row[0] = dot(s.Vals[p0:p1], s.ColIdx[p0:p1], b, ldb) + bv
-					if relu && row[0] < 0 {
-						row[0] = 0
+				if relu && v < 0 {
+					v = 0
+				}
+				c[r*ldc] = v
+			}
+			return
+		}
+		for j0 := 0; j0 < n; j0 += blk {
+			j1 := min(j0+blk, n)
+			j := j0
+			for ; w1 > 0 && j+w1 <= j1; j += w1 {
+				s.tile(impl, w1, j, lo, hi, nb, b, ldb, c, ldc, bias, relu)
+			}
+			for ; w2 > 0 && j+w2 <= j1; j += w2 {
+				s.tile(impl, w2, j, lo, hi, nb, b, ldb, c, ldc, bias, relu)
+			}
+			if j < j1 {
+				for r := lo; r < hi; r++ {
+					var bv float32
+					if bias != nil {
+						bv = bias[r]
 					}
-					continue
+					p0, p1 := s.RowPtr[r], s.RowPtr[r+1]
+					mulRowGeneric(s.Vals[p0:p1], s.ColIdx[p0:p1], b[j:], ldb, c[r*ldc+j:r*ldc+j1], bv, relu)
 				}
-				mulRow(impl, s.Vals[p0:p1], s.ColIdx[p0:p1], b[j0:], ldb, row, bv, relu)
 			}
 		}
 	})
+}
+
+// Flags of the assembly row kernels (see sparseTile).
+const (
+	tileRelu       = 1 << 0
+	tileAccumulate = 1 << 1
+)
+
+// tile computes columns [j, j+w) of rows [lo, hi) with the assembly row
+// kernel of width w, one of nb column blocks of S at a time: each block's
+// rows of B stay in the L1 cache while every row goes by, the partial sums
+// add up in C, and the last block adds the bias and applies the ReLU.
+func (s *CSR) tile(impl, w, j, lo, hi, nb int, b []float32, ldb int, c []float32, ldc int, bias []float32, relu bool) {
+	for k := 0; k < nb; k++ {
+		last := k == nb-1
+		for r := lo; r < hi; r++ {
+			p0, p1 := s.blockRange(r, k, nb)
+			out := c[r*ldc+j : r*ldc+j+w]
+			var bv float32
+			flags := 0
+			if k > 0 {
+				flags |= tileAccumulate
+			}
+			if last {
+				if bias != nil {
+					bv = bias[r]
+				}
+				if relu {
+					flags |= tileRelu
+				}
+			}
+			if p0 < p1 {
+				sparseTile(impl, w, s.Vals[p0:p1], s.ColIdx[p0:p1], b[j:], ldb, out, bv, flags)
+				continue
+			}
+			// No nonzero of this row in this block.
+			if k == 0 {
+				clear(out)
+			}
+			if last {
+				for t, v := range out {
+					v += bv
+					if relu && v < 0 {
+						v = 0
+					}
+					out[t] = v
+				}
+			}
+		}
+	}
 }
 
 // dot is one row of a product with a single column: sum_i vals[i]*b[idx[i]*ldb],
@@ -126,31 +233,22 @@ func dot(vals []float32, idx []int32, b []float32, ldb int) float32 {
 	return (s0 + s1) + (s2 + s3)
 }
 
-// mulRow computes one output row segment c (len(c) columns):
+// mulRowGeneric computes one output row segment c in portable Go:
 // c[j] = sum_i vals[i]*b[idx[i]*ldb+j] + bias, clamped at zero when relu.
-func mulRow(impl int, vals []float32, idx []int32, b []float32, ldb int, c []float32, bias float32, relu bool) {
+func mulRowGeneric(vals []float32, idx []int32, b []float32, ldb int, c []float32, bias float32, relu bool) {
 	n := len(c)
-	j := 0
-	if len(vals) > 0 {
-		j = sparseRowTiles(impl, vals, idx, b, ldb, c, n, bias, relu)
-	}
-	if j == n {
-		return
-	}
-	// Remaining columns: one axpy per nonzero over the columns left.
-	rest := c[j:n]
-	clear(rest)
+	clear(c)
 	for i, v := range vals {
-		src := b[int(idx[i])*ldb+j : int(idx[i])*ldb+n]
-		for t := range rest {
-			rest[t] += v * src[t]
+		src := b[int(idx[i])*ldb : int(idx[i])*ldb+n]
+		for t := range c {
+			c[t] += v * src[t]
 		}
 	}
-	for t, v := range rest {
+	for t, v := range c {
 		v += bias
 		if relu && v < 0 {
 			v = 0
 		}
-		rest[t] = v
+		c[t] = v
 	}
 }

@@ -5,20 +5,21 @@ package runtime
 import "golang.org/x/sys/cpu"
 
 // Row kernels of the CSR product in sparse_amd64.s: c[0:W] = sum over the
-// nnz >= 1 nonzeros of vals[i] * b[idx[i]*ldb : idx[i]*ldb+W], plus bias,
-// clamped at zero when relu != 0.
+// nnz >= 1 nonzeros of vals[i] * b[idx[i]*ldb : idx[i]*ldb+W] (plus the old
+// c when flags&tileAccumulate), plus bias, clamped at zero when
+// flags&tileRelu.
 
 //go:noescape
-func spRow32AVX512(nnz int, vals *float32, idx *int32, b *float32, ldb int, c *float32, bias float32, relu int)
+func spRow32AVX512(nnz int, vals *float32, idx *int32, b *float32, ldb int, c *float32, bias float32, flags int)
 
 //go:noescape
-func spRow16AVX512(nnz int, vals *float32, idx *int32, b *float32, ldb int, c *float32, bias float32, relu int)
+func spRow16AVX512(nnz int, vals *float32, idx *int32, b *float32, ldb int, c *float32, bias float32, flags int)
 
 //go:noescape
-func spRow16AVX2(nnz int, vals *float32, idx *int32, b *float32, ldb int, c *float32, bias float32, relu int)
+func spRow16AVX2(nnz int, vals *float32, idx *int32, b *float32, ldb int, c *float32, bias float32, flags int)
 
 //go:noescape
-func spRow8AVX2(nnz int, vals *float32, idx *int32, b *float32, ldb int, c *float32, bias float32, relu int)
+func spRow8AVX2(nnz int, vals *float32, idx *int32, b *float32, ldb int, c *float32, bias float32, flags int)
 
 //go:noescape
 func transpose8AVX(a *float32, lda int, t *float32, ldt int)
@@ -48,30 +49,33 @@ func sparseImpls() []int {
 	return impls
 }
 
-// sparseRowTiles computes the columns [0, n) of one output row (with its
-// bias and ReLU) that the assembly kernels cover, and returns the first
-// column left to do.
-func sparseRowTiles(impl int, vals []float32, idx []int32, b []float32, ldb int, c []float32, n int, bias float32, relu bool) int {
-	r := 0
-	if relu {
-		r = 1
-	}
-	j := 0
+// tileWidths returns the column widths of the assembly row kernels of
+// impl, widest first (0 for none).
+func tileWidths(impl int) (w1, w2 int) {
 	switch impl {
 	case sparseAVX512:
-		for ; j+32 <= n; j += 32 {
-			spRow32AVX512(len(vals), &vals[0], &idx[0], &b[j], ldb, &c[j], bias, r)
-		}
-		for ; j+16 <= n; j += 16 {
-			spRow16AVX512(len(vals), &vals[0], &idx[0], &b[j], ldb, &c[j], bias, r)
-		}
+		return 32, 16
 	case sparseAVX2:
-		for ; j+16 <= n; j += 16 {
-			spRow16AVX2(len(vals), &vals[0], &idx[0], &b[j], ldb, &c[j], bias, r)
-		}
-		for ; j+8 <= n; j += 8 {
-			spRow8AVX2(len(vals), &vals[0], &idx[0], &b[j], ldb, &c[j], bias, r)
-		}
+		return 16, 8
 	}
-	return j
+	return 0, 0
+}
+
+// sparseTile runs the assembly row kernel of width w (from tileWidths) on
+// len(vals) >= 1 nonzeros: c[0:w] = sum_i vals[i]*b[idx[i]*ldb : +w]
+// (+ c when flags&tileAccumulate) + bias, then ReLU when flags&tileRelu.
+func sparseTile(impl, w int, vals []float32, idx []int32, b []float32, ldb int, c []float32, bias float32, flags int) {
+	_ = c[w-1]
+	switch {
+	case impl == sparseAVX512 && w == 32:
+		spRow32AVX512(len(vals), &vals[0], &idx[0], &b[0], ldb, &c[0], bias, flags)
+	case impl == sparseAVX512 && w == 16:
+		spRow16AVX512(len(vals), &vals[0], &idx[0], &b[0], ldb, &c[0], bias, flags)
+	case impl == sparseAVX2 && w == 16:
+		spRow16AVX2(len(vals), &vals[0], &idx[0], &b[0], ldb, &c[0], bias, flags)
+	case impl == sparseAVX2 && w == 8:
+		spRow8AVX2(len(vals), &vals[0], &idx[0], &b[0], ldb, &c[0], bias, flags)
+	default:
+		panic("runtime: no sparse row kernel of this width")
+	}
 }

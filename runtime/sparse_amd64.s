@@ -3,12 +3,13 @@
 #include "textflag.h"
 
 // Row kernels of the CSR product (see sparse.go). Each computes one tile of
-// an output row: c[j] = sum_i vals[i] * b[idx[i]*ldb + j] + bias for j in
-// [0, W), clamped at zero when relu != 0 (NaN stays NaN), with the
-// nonzeros split round-robin over four accumulator sets (hiding the FMA
-// latency) that are summed at the end, always in the same order. nnz >= 1.
+// an output row: c[j] = sum_i vals[i] * b[idx[i]*ldb + j] (+ c[j] when
+// flags&2) + bias for j in [0, W), clamped at zero when flags&1 (NaN stays
+// NaN), with the nonzeros split round-robin over four accumulator sets
+// (hiding the FMA latency) that are summed at the end, always in the same
+// order. nnz >= 1.
 
-// func spRow32AVX512(nnz int, vals *float32, idx *int32, b *float32, ldb int, c *float32, bias float32, relu int)
+// func spRow32AVX512(nnz int, vals *float32, idx *int32, b *float32, ldb int, c *float32, bias float32, flags int)
 TEXT ·spRow32AVX512(SB), NOSPLIT, $0-64
 	MOVQ nnz+0(FP), CX
 	MOVQ vals+8(FP), SI
@@ -77,11 +78,17 @@ done32:
 	VADDPS       Z3, Z1, Z1
 	VADDPS       Z7, Z5, Z5
 	VADDPS       Z5, Z1, Z1
+	MOVQ         flags+56(FP), R9
+	TESTQ        $2, R9
+	JEQ          bias32
+	VADDPS       (DX), Z0, Z0
+	VADDPS       64(DX), Z1, Z1
+
+bias32:
 	VBROADCASTSS bias+48(FP), Z8
 	VADDPS       Z8, Z0, Z0
 	VADDPS       Z8, Z1, Z1
-	MOVQ         relu+56(FP), R9
-	TESTQ        R9, R9
+	TESTQ        $1, R9
 	JEQ          store32
 	VPXORD       Z9, Z9, Z9
 	VMAXPS       Z0, Z9, Z0
@@ -93,7 +100,7 @@ store32:
 	VZEROUPPER
 	RET
 
-// func spRow16AVX512(nnz int, vals *float32, idx *int32, b *float32, ldb int, c *float32, bias float32, relu int)
+// func spRow16AVX512(nnz int, vals *float32, idx *int32, b *float32, ldb int, c *float32, bias float32, flags int)
 TEXT ·spRow16AVX512(SB), NOSPLIT, $0-64
 	MOVQ nnz+0(FP), CX
 	MOVQ vals+8(FP), SI
@@ -150,10 +157,15 @@ done16:
 	VADDPS       Z2, Z0, Z0
 	VADDPS       Z6, Z4, Z4
 	VADDPS       Z4, Z0, Z0
+	MOVQ         flags+56(FP), R9
+	TESTQ        $2, R9
+	JEQ          bias16
+	VADDPS       (DX), Z0, Z0
+
+bias16:
 	VBROADCASTSS bias+48(FP), Z8
 	VADDPS       Z8, Z0, Z0
-	MOVQ         relu+56(FP), R9
-	TESTQ        R9, R9
+	TESTQ        $1, R9
 	JEQ          store16
 	VPXORD       Z9, Z9, Z9
 	VMAXPS       Z0, Z9, Z0
@@ -163,7 +175,7 @@ store16:
 	VZEROUPPER
 	RET
 
-// func spRow16AVX2(nnz int, vals *float32, idx *int32, b *float32, ldb int, c *float32, bias float32, relu int)
+// func spRow16AVX2(nnz int, vals *float32, idx *int32, b *float32, ldb int, c *float32, bias float32, flags int)
 TEXT ·spRow16AVX2(SB), NOSPLIT, $0-64
 	MOVQ nnz+0(FP), CX
 	MOVQ vals+8(FP), SI
@@ -232,11 +244,17 @@ done16a:
 	VADDPS       Y3, Y1, Y1
 	VADDPS       Y7, Y5, Y5
 	VADDPS       Y5, Y1, Y1
+	MOVQ         flags+56(FP), R9
+	TESTQ        $2, R9
+	JEQ          bias16a
+	VADDPS       (DX), Y0, Y0
+	VADDPS       32(DX), Y1, Y1
+
+bias16a:
 	VBROADCASTSS bias+48(FP), Y8
 	VADDPS       Y8, Y0, Y0
 	VADDPS       Y8, Y1, Y1
-	MOVQ         relu+56(FP), R9
-	TESTQ        R9, R9
+	TESTQ        $1, R9
 	JEQ          store16a
 	VXORPS       Y9, Y9, Y9
 	VMAXPS       Y0, Y9, Y0
@@ -248,7 +266,7 @@ store16a:
 	VZEROUPPER
 	RET
 
-// func spRow8AVX2(nnz int, vals *float32, idx *int32, b *float32, ldb int, c *float32, bias float32, relu int)
+// func spRow8AVX2(nnz int, vals *float32, idx *int32, b *float32, ldb int, c *float32, bias float32, flags int)
 TEXT ·spRow8AVX2(SB), NOSPLIT, $0-64
 	MOVQ nnz+0(FP), CX
 	MOVQ vals+8(FP), SI
@@ -305,10 +323,15 @@ done8a:
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y6, Y4, Y4
 	VADDPS       Y4, Y0, Y0
+	MOVQ         flags+56(FP), R9
+	TESTQ        $2, R9
+	JEQ          bias8a
+	VADDPS       (DX), Y0, Y0
+
+bias8a:
 	VBROADCASTSS bias+48(FP), Y8
 	VADDPS       Y8, Y0, Y0
-	MOVQ         relu+56(FP), R9
-	TESTQ        R9, R9
+	TESTQ        $1, R9
 	JEQ          store8a
 	VXORPS       Y9, Y9, Y9
 	VMAXPS       Y0, Y9, Y0

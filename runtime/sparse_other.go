@@ -6,10 +6,13 @@ package runtime
 // without the amd64 assembly.
 func sparseImpls() []int { return []int{sparseGeneric} }
 
-// sparseRowTiles has no assembly to run here: every column is left to the
-// portable code.
-func sparseRowTiles(int, []float32, []int32, []float32, int, []float32, int, float32, bool) int {
-	return 0
+// tileWidths reports no assembly row kernels: every column goes through
+// the portable code.
+func tileWidths(int) (w1, w2 int) { return 0, 0 }
+
+// sparseTile is never called without assembly kernels.
+func sparseTile(int, int, []float32, []int32, []float32, int, []float32, float32, int) {
+	panic("runtime: no sparse row kernels")
 }
 
 // transpose8 writes the 8 x 8 block of a (row stride lda) transposed into

@@ -52,7 +52,7 @@ func pruneCommand() *cli.Command {
 			"--epochs 0 skips fine-tuning) with the masks in force, so pruned weights stay exactly\n" +
 			"zero. --schedule gradual --steps K prunes in K steps along Zhu and Gupta's cubic\n" +
 			"schedule s_t = s_f + (s_i - s_f)(1 - t/K)^3, fine-tuning --epochs after each step.\n\n" +
-			"Examples:\n" +
+			"Example:\n" +
 			"   compress prune --model mnist-8/model.onnx --sparsity 0.5 --out mnist-8-pruned.onnx\n" +
 			"   compress prune --model resnet.onnx --method channel --sparsity 0.5 --out small.onnx \\\n" +
 			"       --data mnist/ --epochs 2 --lr 1e-3\n" +
@@ -92,6 +92,8 @@ func pruneTrainFlags() []cli.Flag {
 		switch f.Names()[0] {
 		case "schedule", "checkpoint", "resume", "plot":
 			continue
+		case "out":
+			f = &cli.StringFlag{Name: "out", Aliases: []string{"o"}, Usage: "write the pruned model to `FILE`"}
 		}
 		out = append(out, f)
 	}
@@ -223,24 +225,21 @@ func pruneAction(c *cli.Context) error {
 	if sched.Steps > 1 && !tune {
 		fmt.Fprintln(c.App.ErrWriter, "prune: note: the gradual schedule without fine-tuning (--data, --epochs) ends where one-shot pruning does")
 	}
-	var train, test data.Dataset
-	if dataPath != "" {
-		if test, err = data.Open(dataPath, data.SplitTest); err != nil {
-			return fmt.Errorf("prune: %w", err)
-		}
-		if tune {
-			if train, err = data.Open(dataPath, data.SplitTrain); err != nil {
-				return fmt.Errorf("prune: %w", err)
-			}
-		}
-	}
-
 	g, err := loadModel(modelPath)
 	if err != nil {
 		return fmt.Errorf("prune: %w", err)
 	}
 	if err := prepareForTraining(g); err != nil {
 		return fmt.Errorf("prune: %s: %w", modelPath, err)
+	}
+	var train, test data.Dataset
+	if dataPath != "" {
+		if train, test, err = openPruneData(g, dataPath, tune); err != nil {
+			return fmt.Errorf("prune: %w", err)
+		}
+		if test == nil {
+			fmt.Fprintf(c.App.ErrWriter, "prune: note: %s has no test split: accuracy is not measured\n", dataPath)
+		}
 	}
 	// Every check of the options against the model runs before anything is
 	// changed or measured.
@@ -364,6 +363,32 @@ func pruneAction(c *cli.Context) error {
 		return writeJSON(c.App.Writer, res)
 	}
 	return writePruneText(c.App.Writer, &res)
+}
+
+// openPruneData opens the test split of a data set (nil when it has no
+// separate one) and, with tune, its training split, shaped for g's input
+// (image folders are resized to it).
+func openPruneData(g *rt.Graph, path string, tune bool) (train, test data.Dataset, err error) {
+	opts := data.Options{}
+	if in, err := eval.FeedInput(g, "", nil); err == nil {
+		opts = opts.WithInputShape(in.Shape)
+	}
+	test, err = data.OpenWith(path, data.SplitTest, opts)
+	if errors.Is(err, data.ErrNoSplit) {
+		test, err = nil, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	if tune {
+		if train, err = data.OpenWith(path, data.SplitTrain, opts); errors.Is(err, data.ErrNoSplit) {
+			train, err = data.OpenWith(path, data.SplitAll, opts)
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+	}
+	return train, test, nil
 }
 
 // layerRows pairs the layer statistics before and after pruning (by

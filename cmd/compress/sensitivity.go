@@ -93,16 +93,22 @@ func sensitivityAction(c *cli.Context) error {
 	if err := pre.Validate(); err != nil {
 		return fmt.Errorf("sensitivity: %w", err)
 	}
-	test, err := data.Open(dataPath, data.SplitTest)
-	if err != nil {
-		return fmt.Errorf("sensitivity: %w", err)
-	}
 	g, err := loadModel(modelPath)
 	if err != nil {
 		return fmt.Errorf("sensitivity: %w", err)
 	}
 	if err := prepareForTraining(g); err != nil {
 		return fmt.Errorf("sensitivity: %s: %w", modelPath, err)
+	}
+	_, test, err := openPruneData(g, dataPath, false)
+	if err != nil {
+		return fmt.Errorf("sensitivity: %w", err)
+	}
+	if test == nil {
+		// A data set in one part: measure on all of it.
+		if test, err = openAll(g, dataPath); err != nil {
+			return fmt.Errorf("sensitivity: %w", err)
+		}
 	}
 	quiet := c.Bool("json")
 	start := time.Now()
@@ -188,4 +194,14 @@ func writeSensitivityText(w io.Writer, rep *prune.SensitivityReport, plan, chart
 		fmt.Fprintf(w, "wrote chart %s\n", chart)
 	}
 	return nil
+}
+
+// openAll opens all of a data set that has no test split, shaped for g's
+// input.
+func openAll(g *rt.Graph, path string) (data.Dataset, error) {
+	opts := data.Options{}
+	if in, err := eval.FeedInput(g, "", nil); err == nil {
+		opts = opts.WithInputShape(in.Shape)
+	}
+	return data.OpenWith(path, data.SplitAll, opts)
 }
