@@ -33,11 +33,13 @@ func main() {
 	ConstraintExpr("amd64,!purego")
 	sgemmKernel6x16()
 	sgemmKernel6x16AVX512()
-	convKernel8x32AVX512()
+	convTilesAVX512()
+	convTilesAVX2()
 	copyRowsAVX512(1)
 	copyRowsAVX512(2)
 	maxRowsAVX512()
 	maxPool2x2AVX512()
+	sumF64AVX512()
 	saxpy()
 	Generate()
 }
@@ -327,119 +329,367 @@ const (
 	convFlagResid = 1 << 2
 )
 
-// convKernel8x32AVX512 emits the direct-convolution tile: 8 output channels
-// by two blocks of 16 outputs. Accumulators are Z0-Z15 (channel r, block b
-// in Z(2r+b)); per k step the kernel reads the element offset offs[k],
-// loads the two blocks' input rows at b0+offs[k] and b1+offs[k] (masked by
-// K1 and K2) into Z16 and Z17, and broadcasts the 8 packed weights of k
-// (Z18-Z21 in turn). One accumulator per output keeps the sum in k order,
-// like the portable twin.
-func convKernel8x32AVX512() {
-	TEXT("convKernel8x32AVX512", NOSPLIT, "func(k int, a *float32, offs *int32, b0, b1, c0, c1 *float32, ldc int, bias, r0, r1 *float32, masks, flags uint64)")
-	Pragma("noescape")
-	Doc("convKernel8x32AVX512 computes an 8x32 direct-convolution tile;",
-		"see convTileGeneric for the exact contract.")
-	k := Load(Param("k"), GP64())
-	a := Load(Param("a"), GP64())
-	offs := Load(Param("offs"), GP64())
-	b0 := Load(Param("b0"), GP64())
-	b1 := Load(Param("b1"), GP64())
-	masks := GP64()
-	Load(Param("masks"), masks)
-	KMOVW(masks.As32(), K1)
-	SHRQ(U8(16), masks)
-	KMOVW(masks.As32(), K2)
+// convPairSize is the size in bytes of one block pair descriptor
+// (six int32: src0, src1, dst0, dst1, masks, padding).
+const convPairSize = 24
 
+// convTilesAVX512 emits the direct-convolution kernel: for each of npairs
+// block pair descriptors and each channel panel p < panels, a tile of 8
+// output channels by two blocks of 16 outputs. Accumulators are Z0-Z15
+// (channel r, block b in Z(2r+b)); per tap the kernel reads the element
+// offset offs[k], loads the two blocks' input rows at src+src0+offs[k] and
+// src+src1+offs[k] (masked by K1 and K2) into Z16 and Z17, and broadcasts
+// the tap's 8 packed weights (a + p*k*8) into Z18-Z21 in turn. One
+// accumulator per output keeps the sum in tap order, like the portable
+// twin. The epilogue adds bias[p*8+r], the residual (same layout as the
+// output), applies ReLU and stores rows (p*8+r)*ldc + dst0/dst1 under the
+// masks.
+func convTilesAVX512() {
+	TEXT("convTilesAVX512", NOSPLIT, "func(k int, a *float32, offs *int32, src, y *float32, ldc int, bias, res *float32, pairs *int32, npairs, panels int, flags uint64)")
+	Pragma("noescape")
+	Doc("convTilesAVX512 computes the tiles of npairs block pairs times panels",
+		"full channel panels; see convTilesGeneric for the exact contract.")
 	acc := func(r, b int) VecPhysical { return zmm(2*r + b) }
+	desc := Load(Param("pairs"), GP64())
+	npairs := Load(Param("npairs"), GP64())
+
+	Label("ct_pair")
+	TESTQ(npairs, npairs)
+	JE(LabelRef("ct_done"))
+	mk := GP64()
+	MOVL(Mem{Base: desc, Disp: 16}, mk.As32())
+	KMOVW(mk.As32(), K1)
+	SHRL(U8(16), mk.As32())
+	KMOVW(mk.As32(), K2)
+	panel := GP64()
+	XORQ(panel, panel)
+
+	Label("ct_panel")
+	CMPQ(panel, resolve("panels"))
+	JE(LabelRef("ct_nextpair"))
+	ap := GP64()
+	Load(Param("k"), ap)
+	IMULQ(panel, ap)
+	SHLQ(U8(5), ap) // panel*k*8 floats
+	ADDQ(resolve("a"), ap)
+	op := Load(Param("offs"), GP64())
+	b0, b1 := GP64(), GP64()
+	MOVLQSX(Mem{Base: desc}, b0)
+	MOVLQSX(Mem{Base: desc, Disp: 4}, b1)
+	srcp := Load(Param("src"), GP64())
+	LEAQ(Mem{Base: srcp, Index: b0, Scale: 4}, b0)
+	LEAQ(Mem{Base: srcp, Index: b1, Scale: 4}, b1)
+	kk := Load(Param("k"), GP64())
 	for i := 0; i < cmr*cblk; i++ {
 		VPXORD(zmm(i), zmm(i), zmm(i))
 	}
 	off := GP64()
 	step := func(i int) {
-		MOVLQSX(Mem{Base: offs, Disp: 4 * i}, off)
+		MOVLQSX(Mem{Base: op, Disp: 4 * i}, off)
 		VMOVUPS_Z(Mem{Base: b0, Index: off, Scale: 4}, K1, Z16)
 		VMOVUPS_Z(Mem{Base: b1, Index: off, Scale: 4}, K2, Z17)
 		for r := 0; r < cmr; r++ {
 			t := zmm(18 + r%4)
-			VBROADCASTSS(Mem{Base: a, Disp: (i*cmr + r) * 4}, t)
+			VBROADCASTSS(Mem{Base: ap, Disp: (i*cmr + r) * 4}, t)
 			VFMADD231PS(Z16, t, acc(r, 0))
 			VFMADD231PS(Z17, t, acc(r, 1))
 		}
 	}
 	const un = 4
-	Label("c_loop")
-	CMPQ(k, U8(un))
-	JL(LabelRef("c_tail"))
+	Label("ct_loop")
+	CMPQ(kk, U8(un))
+	JL(LabelRef("ct_tail"))
 	for i := 0; i < un; i++ {
 		step(i)
 	}
-	ADDQ(U32(un*cmr*4), a)
-	ADDQ(U8(un*4), offs)
-	SUBQ(U8(un), k)
-	JMP(LabelRef("c_loop"))
-
-	Label("c_tail")
-	TESTQ(k, k)
-	JE(LabelRef("c_epilogue"))
+	ADDQ(U32(un*cmr*4), ap)
+	ADDQ(U8(un*4), op)
+	SUBQ(U8(un), kk)
+	JMP(LabelRef("ct_loop"))
+	Label("ct_tail")
+	TESTQ(kk, kk)
+	JE(LabelRef("ct_epilogue"))
 	step(0)
-	ADDQ(U8(cmr*4), a)
-	ADDQ(U8(4), offs)
-	DECQ(k)
-	JMP(LabelRef("c_tail"))
+	ADDQ(U8(cmr*4), ap)
+	ADDQ(U8(4), op)
+	DECQ(kk)
+	JMP(LabelRef("ct_tail"))
 
-	Label("c_epilogue")
+	Label("ct_epilogue")
 	flags := Load(Param("flags"), GP64())
 	ldc := Load(Param("ldc"), GP64())
 	SHLQ(U8(2), ldc) // bytes
+	ro := GP64()     // byte offset of the panel's first row: panel*8*ldc
+	MOVQ(panel, ro)
+	IMULQ(ldc, ro)
+	SHLQ(U8(3), ro)
 
-	// t += bias[r]
 	TESTQ(U32(convFlagBias), flags)
-	JE(LabelRef("c_nobias"))
-	bias := Load(Param("bias"), GP64())
+	JE(LabelRef("ct_nobias"))
+	bp := Load(Param("bias"), GP64())
+	t := GP64()
+	MOVQ(panel, t)
+	SHLQ(U8(5), t)
+	ADDQ(t, bp)
 	for r := 0; r < cmr; r++ {
-		t := zmm(18 + r%4)
-		VBROADCASTSS(Mem{Base: bias, Disp: 4 * r}, t)
-		VADDPS(t, acc(r, 0), acc(r, 0))
-		VADDPS(t, acc(r, 1), acc(r, 1))
+		z := zmm(18 + r%4)
+		VBROADCASTSS(Mem{Base: bp, Disp: 4 * r}, z)
+		VADDPS(z, acc(r, 0), acc(r, 0))
+		VADDPS(z, acc(r, 1), acc(r, 1))
 	}
-	Label("c_nobias")
+	Label("ct_nobias")
 
-	// t += residual (same layout as C)
 	TESTQ(U32(convFlagResid), flags)
-	JE(LabelRef("c_noresid"))
-	rp0 := Load(Param("r0"), GP64())
-	rp1 := Load(Param("r1"), GP64())
+	JE(LabelRef("ct_noresid"))
+	rp := Load(Param("res"), GP64())
+	ADDQ(ro, rp)
+	r0, r1 := GP64(), GP64()
+	MOVLQSX(Mem{Base: desc, Disp: 8}, r0)
+	MOVLQSX(Mem{Base: desc, Disp: 12}, r1)
+	LEAQ(Mem{Base: rp, Index: r0, Scale: 4}, r0)
+	LEAQ(Mem{Base: rp, Index: r1, Scale: 4}, r1)
 	for r := 0; r < cmr; r++ {
-		VMOVUPS_Z(Mem{Base: rp0}, K1, Z16)
-		VMOVUPS_Z(Mem{Base: rp1}, K2, Z17)
+		VMOVUPS_Z(Mem{Base: r0}, K1, Z16)
+		VMOVUPS_Z(Mem{Base: r1}, K2, Z17)
 		VADDPS(Z16, acc(r, 0), acc(r, 0))
 		VADDPS(Z17, acc(r, 1), acc(r, 1))
 		if r < cmr-1 {
-			ADDQ(ldc, rp0)
-			ADDQ(ldc, rp1)
+			ADDQ(ldc, r0)
+			ADDQ(ldc, r1)
 		}
 	}
-	Label("c_noresid")
+	Label("ct_noresid")
 
-	// t = max(t, 0), NaN kept (see sgemmKernel6x16).
 	TESTQ(U32(convFlagRelu), flags)
-	JE(LabelRef("c_store"))
+	JE(LabelRef("ct_store"))
 	VPXORD(Z16, Z16, Z16)
 	for i := 0; i < cmr*cblk; i++ {
 		VMAXPS(zmm(i), Z16, zmm(i))
 	}
 
-	Label("c_store")
-	cp0 := Load(Param("c0"), GP64())
-	cp1 := Load(Param("c1"), GP64())
+	Label("ct_store")
+	yp := Load(Param("y"), GP64())
+	ADDQ(ro, yp)
+	c0, c1 := GP64(), GP64()
+	MOVLQSX(Mem{Base: desc, Disp: 8}, c0)
+	MOVLQSX(Mem{Base: desc, Disp: 12}, c1)
+	LEAQ(Mem{Base: yp, Index: c0, Scale: 4}, c0)
+	LEAQ(Mem{Base: yp, Index: c1, Scale: 4}, c1)
 	for r := 0; r < cmr; r++ {
-		VMOVUPS(acc(r, 0), K1, Mem{Base: cp0})
-		VMOVUPS(acc(r, 1), K2, Mem{Base: cp1})
+		VMOVUPS(acc(r, 0), K1, Mem{Base: c0})
+		VMOVUPS(acc(r, 1), K2, Mem{Base: c1})
 		if r < cmr-1 {
-			ADDQ(ldc, cp0)
-			ADDQ(ldc, cp1)
+			ADDQ(ldc, c0)
+			ADDQ(ldc, c1)
 		}
 	}
+	INCQ(panel)
+	JMP(LabelRef("ct_panel"))
+
+	Label("ct_nextpair")
+	ADDQ(U8(convPairSize), desc)
+	DECQ(npairs)
+	JMP(LabelRef("ct_pair"))
+
+	Label("ct_done")
+	VZEROUPPER()
+	RET()
+}
+
+// convTilesAVX2 emits the AVX2+FMA version of convTilesAVX512 (same
+// arguments and arithmetic): each block of 16 outputs is done as two halves
+// of 8, a tile being 8 channels (Y0-Y7) by 8 outputs, the input row of a
+// tap loaded under a lane mask (Y15) into Y8 and the weights broadcast into
+// Y9-Y12 in turn. Full halves store with plain moves (AMD's masked stores
+// are slow).
+func convTilesAVX2() {
+	TEXT("convTilesAVX2", NOSPLIT, "func(k int, a *float32, offs *int32, src, y *float32, ldc int, bias, res *float32, pairs *int32, npairs, panels int, flags uint64)")
+	Pragma("noescape")
+	Doc("convTilesAVX2 is convTilesAVX512 for AVX2+FMA; see convTilesGeneric",
+		"for the exact contract.")
+	halfMasks := GLOBL("halfMasks", RODATA|NOPTR)
+	for i := 0; i < 16; i++ {
+		v := uint32(0)
+		if i < 8 {
+			v = 0xffffffff
+		}
+		DATA(4*i, U32(v))
+	}
+	locSub, locSrc, locDst, locN := AllocLocal(8), AllocLocal(8), AllocLocal(8), AllocLocal(8)
+	acc := func(r int) VecPhysical { return ymm(r) }
+	desc := Load(Param("pairs"), GP64())
+	npairs := Load(Param("npairs"), GP64())
+
+	Label("a2_pair")
+	TESTQ(npairs, npairs)
+	JE(LabelRef("a2_done"))
+	MOVQ(U32(0), locSub)
+
+	Label("a2_sub") // sub = 2*block + half
+	sub := GP64()
+	MOVQ(locSub, sub)
+	CMPQ(sub, U8(4))
+	JE(LabelRef("a2_nextpair"))
+	mk, sh := GP64(), GP64()
+	MOVQ(sub, sh)
+	SHLQ(U8(3), sh) // the half's 8 mask bits start at bit 8*sub
+	MOVL(Mem{Base: desc, Disp: 16}, mk.As32())
+	SHRXQ(sh, mk, mk)
+	ANDL(U32(0xff), mk.As32())
+	nn := GP64()
+	POPCNTL(mk.As32(), nn.As32())
+	TESTQ(nn, nn)
+	JE(LabelRef("a2_nextsub"))
+	MOVQ(nn, locN)
+	t := GP64()
+	MOVQ(U32(8), t)
+	SUBQ(nn, t)
+	hb := GP64()
+	LEAQ(halfMasks, hb)
+	VMOVUPS(Mem{Base: hb, Index: t, Scale: 4}, Y15)
+	blk, h8 := GP64(), GP64()
+	MOVQ(sub, blk)
+	SHRQ(U8(1), blk)
+	MOVQ(sub, h8)
+	ANDQ(U8(1), h8)
+	SHLQ(U8(3), h8)
+	so := GP64()
+	MOVLQSX(Mem{Base: desc, Index: blk, Scale: 4}, so)
+	ADDQ(h8, so)
+	MOVQ(so, locSrc)
+	do := GP64()
+	MOVLQSX(Mem{Base: desc, Index: blk, Scale: 4, Disp: 8}, do)
+	ADDQ(h8, do)
+	MOVQ(do, locDst)
+	panel := GP64()
+	XORQ(panel, panel)
+
+	Label("a2_panel")
+	CMPQ(panel, resolve("panels"))
+	JE(LabelRef("a2_nextsub"))
+	ap := GP64()
+	Load(Param("k"), ap)
+	IMULQ(panel, ap)
+	SHLQ(U8(5), ap)
+	ADDQ(resolve("a"), ap)
+	op := Load(Param("offs"), GP64())
+	b := Load(Param("src"), GP64())
+	bo := GP64()
+	MOVQ(locSrc, bo)
+	LEAQ(Mem{Base: b, Index: bo, Scale: 4}, b)
+	kk := Load(Param("k"), GP64())
+	for r := 0; r < cmr; r++ {
+		VXORPS(acc(r), acc(r), acc(r))
+	}
+	off := GP64()
+	step := func(i int) {
+		MOVLQSX(Mem{Base: op, Disp: 4 * i}, off)
+		VMASKMOVPS(Mem{Base: b, Index: off, Scale: 4}, Y15, Y8)
+		for r := 0; r < cmr; r++ {
+			z := ymm(9 + r%4)
+			VBROADCASTSS(Mem{Base: ap, Disp: (i*cmr + r) * 4}, z)
+			VFMADD231PS(Y8, z, acc(r))
+		}
+	}
+	const un = 4
+	Label("a2_loop")
+	CMPQ(kk, U8(un))
+	JL(LabelRef("a2_tail"))
+	for i := 0; i < un; i++ {
+		step(i)
+	}
+	ADDQ(U32(un*cmr*4), ap)
+	ADDQ(U8(un*4), op)
+	SUBQ(U8(un), kk)
+	JMP(LabelRef("a2_loop"))
+	Label("a2_tail")
+	TESTQ(kk, kk)
+	JE(LabelRef("a2_epilogue"))
+	step(0)
+	ADDQ(U8(cmr*4), ap)
+	ADDQ(U8(4), op)
+	DECQ(kk)
+	JMP(LabelRef("a2_tail"))
+
+	Label("a2_epilogue")
+	flags := Load(Param("flags"), GP64())
+	ldc := Load(Param("ldc"), GP64())
+	SHLQ(U8(2), ldc)
+	ro := GP64() // byte offset of the tile's first output: panel*8*ldc + dst*4
+	MOVQ(panel, ro)
+	IMULQ(ldc, ro)
+	SHLQ(U8(3), ro)
+	dq := GP64()
+	MOVQ(locDst, dq)
+	LEAQ(Mem{Base: ro, Index: dq, Scale: 4}, ro)
+
+	TESTQ(U32(convFlagBias), flags)
+	JE(LabelRef("a2_nobias"))
+	bp := Load(Param("bias"), GP64())
+	t2 := GP64()
+	MOVQ(panel, t2)
+	SHLQ(U8(5), t2)
+	ADDQ(t2, bp)
+	for r := 0; r < cmr; r++ {
+		z := ymm(9 + r%4)
+		VBROADCASTSS(Mem{Base: bp, Disp: 4 * r}, z)
+		VADDPS(z, acc(r), acc(r))
+	}
+	Label("a2_nobias")
+
+	TESTQ(U32(convFlagResid), flags)
+	JE(LabelRef("a2_noresid"))
+	rp := Load(Param("res"), GP64())
+	ADDQ(ro, rp)
+	for r := 0; r < cmr; r++ {
+		VMASKMOVPS(Mem{Base: rp}, Y15, Y8)
+		VADDPS(Y8, acc(r), acc(r))
+		if r < cmr-1 {
+			ADDQ(ldc, rp)
+		}
+	}
+	Label("a2_noresid")
+
+	TESTQ(U32(convFlagRelu), flags)
+	JE(LabelRef("a2_store"))
+	VXORPS(Y8, Y8, Y8)
+	for r := 0; r < cmr; r++ {
+		VMAXPS(acc(r), Y8, acc(r))
+	}
+
+	Label("a2_store")
+	cp := Load(Param("y"), GP64())
+	ADDQ(ro, cp)
+	CMPQ(locN, U8(8))
+	JNE(LabelRef("a2_storemasked"))
+	for r := 0; r < cmr; r++ {
+		VMOVUPS(acc(r), Mem{Base: cp})
+		if r < cmr-1 {
+			ADDQ(ldc, cp)
+		}
+	}
+	JMP(LabelRef("a2_nextpanel"))
+	Label("a2_storemasked")
+	for r := 0; r < cmr; r++ {
+		VMASKMOVPS(acc(r), Y15, Mem{Base: cp})
+		if r < cmr-1 {
+			ADDQ(ldc, cp)
+		}
+	}
+	Label("a2_nextpanel")
+	INCQ(panel)
+	JMP(LabelRef("a2_panel"))
+
+	Label("a2_nextsub")
+	INCQ(locSub)
+	JMP(LabelRef("a2_sub"))
+
+	Label("a2_nextpair")
+	ADDQ(U8(convPairSize), desc)
+	DECQ(npairs)
+	JMP(LabelRef("a2_pair"))
+
+	Label("a2_done")
 	VZEROUPPER()
 	RET()
 }
@@ -455,10 +705,11 @@ func copyRowsAVX512(stride int) {
 	if stride == 2 {
 		name = "copyRows2AVX512"
 	}
-	TEXT(name, NOSPLIT, "func(dst *float32, dstRow, dstPlane int, src *float32, srcRow, srcPlane, n, rows, planes int)")
+	TEXT(name, NOSPLIT, "func(dst *float32, dstRow, dstPlane int, src *float32, srcRow, srcPlane, n, rows, planes, lead, trail int)")
 	Pragma("noescape")
 	Doc(name+" copies planes x rows rows of n values, reading every",
-		fmt.Sprintf("%d. source value; see copyRowsGeneric.", stride))
+		fmt.Sprintf("%d. source value, and zeroes lead values before and trail", stride),
+		"values after each destination row (both at most 16); see copyRowsGeneric.")
 	lbl := func(s string) string { return fmt.Sprintf("cr%d_%s", stride, s) }
 	dst := Load(Param("dst"), GP64())
 	src := Load(Param("src"), GP64())
@@ -494,6 +745,21 @@ func copyRowsAVX512(stride int) {
 		MOVL(U32(0x7fff), m.As32())
 		KMOVW(m.As32(), K4)
 	}
+	// K5 and K6 zero the lead and trail values around each row.
+	Load(Param("lead"), m)
+	BZHIQ(m, ones, m)
+	KMOVW(m.As32(), K5)
+	Load(Param("trail"), m)
+	BZHIQ(m, ones, m)
+	KMOVW(m.As32(), K6)
+	VPXORD(Z30, Z30, Z30)
+	// Short rows (stride 1: n <= 32, stride 2: n <= 16, the usual case)
+	// take a branch-free row loop.
+	short := 32 / stride
+	CMPQ(n, U8(short))
+	JA(LabelRef(lbl("long")))
+	copyShortRows(stride, lbl, dst, src, n, planes, ones, idx)
+	Label(lbl("long"))
 	full := GP64()
 	MOVQ(n, full)
 	SHRQ(U8(4), full)
@@ -509,6 +775,11 @@ func copyRowsAVX512(stride int) {
 	TESTQ(rows, rows)
 	JE(LabelRef(lbl("nextplane")))
 	i := GP64()
+	Load(Param("lead"), i)
+	NEGQ(i)
+	VMOVUPS(Z30, K5, Mem{Base: d, Index: i, Scale: 4})
+	Load(Param("n"), i)
+	VMOVUPS(Z30, K6, Mem{Base: d, Index: i, Scale: 4})
 	XORQ(i, i)
 	dp, sp := GP64(), GP64()
 	MOVQ(d, dp)
@@ -701,6 +972,132 @@ func maxPool2x2AVX512() {
 	DECQ(rows)
 	JMP(LabelRef("mp_row"))
 	Label("mp_done")
+	VZEROUPPER()
+	RET()
+}
+
+// sumF64AVX512 emits the sum of n float32 values accumulated in float64:
+// four ZMM accumulators of 8 lanes over chunks of 32 values, then chunks of
+// 8 and a masked tail into the first, then a fixed reduction tree.
+func sumF64AVX512() {
+	TEXT("sumF64AVX512", NOSPLIT, "func(x *float32, n int) float64")
+	Pragma("noescape")
+	Doc("sumF64AVX512 returns the sum of x[0:n] accumulated in float64 lanes;",
+		"see sumF64Generic.")
+	x := Load(Param("x"), GP64())
+	n := Load(Param("n"), GP64())
+	for i := 0; i < 4; i++ {
+		VPXORQ(zmm(i), zmm(i), zmm(i))
+	}
+	Label("sum_loop32")
+	CMPQ(n, U8(32))
+	JL(LabelRef("sum_loop8"))
+	for i := 0; i < 4; i++ {
+		VCVTPS2PD(Mem{Base: x, Disp: 32 * i}, zmm(4+i))
+	}
+	for i := 0; i < 4; i++ {
+		VADDPD(zmm(4+i), zmm(i), zmm(i))
+	}
+	ADDQ(U8(128), x)
+	SUBQ(U8(32), n)
+	JMP(LabelRef("sum_loop32"))
+	Label("sum_loop8")
+	CMPQ(n, U8(8))
+	JL(LabelRef("sum_tail"))
+	VCVTPS2PD(Mem{Base: x}, Z4)
+	VADDPD(Z4, Z0, Z0)
+	ADDQ(U8(32), x)
+	SUBQ(U8(8), n)
+	JMP(LabelRef("sum_loop8"))
+	Label("sum_tail")
+	TESTQ(n, n)
+	JE(LabelRef("sum_reduce"))
+	ones, m := GP64(), GP64()
+	MOVL(U32(0xff), ones.As32())
+	BZHIQ(n, ones, m)
+	KMOVW(m.As32(), K1)
+	VCVTPS2PD_Z(Mem{Base: x}, K1, Z4)
+	VADDPD(Z4, Z0, Z0)
+	Label("sum_reduce")
+	VADDPD(Z1, Z0, Z0)
+	VADDPD(Z3, Z2, Z2)
+	VADDPD(Z2, Z0, Z0)
+	VEXTRACTF64X4(U8(1), Z0, Y1)
+	VADDPD(Y1, Y0, Y0)
+	VEXTRACTF128(U8(1), Y0, X1)
+	VADDPD(X1, X0, X0)
+	VPERMILPD(U8(1), X0, X1)
+	VADDSD(X1, X0, X0)
+	VZEROUPPER()
+	Store(X0, ReturnIndex(0))
+	RET()
+}
+
+// copyShortRows emits the row loop of copyRowsAVX512 for rows of at most
+// 32/stride values: two masked source chunks per row (K1, K2: stride 1
+// stores; K3, K4: stride 2 source halves, K1 the store), the lead and trail
+// zeros (K5, K6, Z30), no branches per row. It ends with RET.
+func copyShortRows(stride int, lbl func(string) string, dst, src, n, planes, ones Register, idx VecPhysical) {
+	m := GP64()
+	if stride == 1 {
+		BZHIQ(n, ones, m) // n <= 32 lanes over two chunks
+		KMOVW(m.As32(), K1)
+		SHRQ(U8(16), m)
+		KMOVW(m.As32(), K2)
+	} else {
+		BZHIQ(n, ones, m)
+		KMOVW(m.As32(), K1)
+		span := GP64()
+		LEAQ(Mem{Base: n, Index: n, Scale: 1, Disp: -1}, span) // 2n-1 source values
+		BZHIQ(span, ones, m)
+		KMOVW(m.As32(), K3)
+		SHRQ(U8(16), m)
+		KMOVW(m.As32(), K4)
+	}
+	dRow, sRow := GP64(), GP64()
+	Load(Param("dstRow"), dRow)
+	SHLQ(U8(2), dRow)
+	Load(Param("srcRow"), sRow)
+	SHLQ(U8(2), sRow)
+	lead := GP64()
+	Load(Param("lead"), lead)
+	NEGQ(lead)
+	Label(lbl("splane"))
+	TESTQ(planes, planes)
+	JE(LabelRef(lbl("sdone")))
+	rows := Load(Param("rows"), GP64())
+	d, s := GP64(), GP64()
+	MOVQ(dst, d)
+	MOVQ(src, s)
+	TESTQ(rows, rows)
+	JE(LabelRef(lbl("snextplane")))
+	Label(lbl("srow"))
+	VMOVUPS(Z30, K5, Mem{Base: d, Index: lead, Scale: 4})
+	VMOVUPS(Z30, K6, Mem{Base: d, Index: n, Scale: 4})
+	if stride == 1 {
+		VMOVUPS_Z(Mem{Base: s}, K1, Z0)
+		VMOVUPS_Z(Mem{Base: s, Disp: 64}, K2, Z1)
+		VMOVUPS(Z0, K1, Mem{Base: d})
+		VMOVUPS(Z1, K2, Mem{Base: d, Disp: 64})
+	} else {
+		VMOVUPS_Z(Mem{Base: s}, K3, Z0)
+		VMOVUPS_Z(Mem{Base: s, Disp: 64}, K4, Z1)
+		VPERMT2PS(Z1, idx, Z0)
+		VMOVUPS(Z0, K1, Mem{Base: d})
+	}
+	ADDQ(dRow, d)
+	ADDQ(sRow, s)
+	DECQ(rows)
+	JNE(LabelRef(lbl("srow")))
+	Label(lbl("snextplane"))
+	t := GP64()
+	Load(Param("dstPlane"), t)
+	LEAQ(Mem{Base: dst, Index: t, Scale: 4}, dst)
+	Load(Param("srcPlane"), t)
+	LEAQ(Mem{Base: src, Index: t, Scale: 4}, src)
+	DECQ(planes)
+	JMP(LabelRef(lbl("splane")))
+	Label(lbl("sdone"))
 	VZEROUPPER()
 	RET()
 }

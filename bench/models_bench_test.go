@@ -67,6 +67,7 @@ type compressModel struct {
 	feeds map[string]*runtime.Tensor
 	first map[string]*runtime.Tensor // outputs of the first run
 	run   func() error
+	ex    *runtime.Executor
 }
 
 // loadCompress loads c's model into a compress executor, makes its inputs
@@ -85,7 +86,7 @@ func loadCompress(c modelCase) (*compressModel, error) {
 		return nil, err
 	}
 	ctx := context.Background()
-	m := &compressModel{g: g, feeds: feeds}
+	m := &compressModel{g: g, feeds: feeds, ex: ex}
 	m.run = func() error {
 		_, err := ex.Run(ctx, feeds)
 		return err

@@ -3,6 +3,7 @@
 package bench
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -87,10 +89,15 @@ func (m *ortModel) closeVals() {
 	}
 }
 
-// check runs both once and compares their outputs, so a benchmark never
-// times a runtime that computes something else.
+// check runs both once more and compares their outputs, so a benchmark
+// never times a runtime that computes something else. measure calls it
+// before and after timing.
 func check(cm *compressModel, om *ortModel) error {
 	if err := om.run(); err != nil {
+		return err
+	}
+	got, err := cm.ex.Run(context.Background(), cm.feeds)
+	if err != nil {
 		return err
 	}
 	for name, v := range om.outs {
@@ -98,31 +105,48 @@ func check(cm *compressModel, om *ortModel) error {
 		if err != nil {
 			return err
 		}
-		if err := crosscheck.Compare(cm.first[name], want, crosscheck.RTol, crosscheck.ATol); err != nil {
+		if err := crosscheck.Compare(got[name], want, crosscheck.RTol, crosscheck.ATol); err != nil {
 			return fmt.Errorf("output %q: compress vs onnxruntime: %w", name, err)
 		}
 	}
 	return nil
 }
 
-// timeN returns the mean duration of n calls of f.
-func timeN(f func() error, n int) (time.Duration, error) {
-	start := time.Now()
+// sample is the mean cost of one call over a block of calls: wall-clock
+// time and the process's CPU time (user+system, all threads).
+type sample struct {
+	wall, cpu time.Duration
+}
+
+// cpuTime returns the CPU time the process has used so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// timeN returns the mean cost of n calls of f.
+func timeN(f func() error, n int) (sample, error) {
+	start, cpu0 := time.Now(), cpuTime()
 	for i := 0; i < n; i++ {
 		if err := f(); err != nil {
-			return 0, err
+			return sample{}, err
 		}
 	}
-	return time.Since(start) / time.Duration(n), nil
+	wall, cpu := time.Since(start), cpuTime()-cpu0
+	return sample{wall / time.Duration(n), cpu / time.Duration(n)}, nil
 }
 
 // itersFor returns how many calls of f fill about budget (at least 1),
 // after warm-up calls.
 func itersFor(f func() error, budget time.Duration) (int, error) {
-	d, err := timeN(f, 3)
+	s, err := timeN(f, 3)
 	if err != nil {
 		return 0, err
 	}
+	d := s.wall
 	if d < time.Microsecond {
 		d = time.Microsecond
 	}
@@ -138,10 +162,11 @@ func itersFor(f func() error, budget time.Duration) (int, error) {
 
 // result is the measurement of one case.
 type result struct {
-	c                modelCase
-	compress, ort    time.Duration // median per-call latency over rounds
-	ratios           []float64     // per-round compress/ORT ratios, sorted
-	roundsC, roundsO []time.Duration
+	c                   modelCase
+	compress, ort       time.Duration // median per-call latency over rounds
+	cpuCompress, cpuORT time.Duration // median per-call CPU time over rounds
+	ratios              []float64     // per-round compress/ORT latency ratios, sorted
+	roundsC, roundsO    []sample
 }
 
 func median(d []time.Duration) time.Duration {
@@ -179,7 +204,7 @@ func measure(c modelCase, rounds int, budget time.Duration) (*result, error) {
 	}
 	r := &result{c: c}
 	for i := 0; i < rounds; i++ {
-		var tc, to time.Duration
+		var tc, to sample
 		if i%2 == 0 {
 			tc, err = timeN(cm.run, nc)
 			if err == nil {
@@ -196,10 +221,26 @@ func measure(c modelCase, rounds int, budget time.Duration) (*result, error) {
 		}
 		r.roundsC = append(r.roundsC, tc)
 		r.roundsO = append(r.roundsO, to)
-		r.ratios = append(r.ratios, float64(tc)/float64(to))
+		r.ratios = append(r.ratios, float64(tc.wall)/float64(to.wall))
+	}
+	if err := check(cm, om); err != nil {
+		return nil, fmt.Errorf("after timing: %w", err)
 	}
 	slices.Sort(r.ratios)
-	r.compress, r.ort = median(r.roundsC), median(r.roundsO)
+	wall := func(s []sample) (d []time.Duration) {
+		for _, x := range s {
+			d = append(d, x.wall)
+		}
+		return d
+	}
+	cpu := func(s []sample) (d []time.Duration) {
+		for _, x := range s {
+			d = append(d, x.cpu)
+		}
+		return d
+	}
+	r.compress, r.ort = median(wall(r.roundsC)), median(wall(r.roundsO))
+	r.cpuCompress, r.cpuORT = median(cpu(r.roundsC)), median(cpu(r.roundsO))
 	return r, nil
 }
 
@@ -246,9 +287,11 @@ func TestModelBench(t *testing.T) {
 
 	var b strings.Builder
 	fmt.Fprintf(&b, "onnxruntime %s (%s) through github.com/yalue/onnxruntime_go; %s.\n", crosscheck.ORTVersion(), lib, goVersion())
-	fmt.Fprintf(&b, "%d alternating rounds of about %v per runtime; latency is the median over rounds of the mean per-call time.\n\n", rounds, budget)
-	b.WriteString("| model | batch | threads | compress | onnxruntime | ratio compress/ORT | per-round ratio min..max | compress samples/s | ORT samples/s |\n")
-	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	fmt.Fprintf(&b, "%d alternating rounds of about %v per runtime. Latency: median over rounds of the mean wall-clock time per call; "+
+		"the ratio compress/ORT of these medians is the figure the target applies to. CPU: the same for the process's CPU time per call "+
+		"(user+system, all threads; onnxruntime's idle pool threads spin, which counts here), less sensitive to other load on the machine.\n\n", rounds, budget)
+	b.WriteString("| model | batch | threads | compress | onnxruntime | ratio compress/ORT | per-round ratio min..max | compress samples/s | ORT samples/s | CPU compress | CPU ORT | CPU ratio |\n")
+	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	var failed []string
 	for _, c := range cases {
 		r, err := measure(c, rounds, budget)
@@ -262,10 +305,11 @@ func TestModelBench(t *testing.T) {
 		if ratio > 1.2 {
 			verdict = " (over 1.2)"
 		}
-		fmt.Fprintf(&b, "| %s | %d | %d | %s | %s | %.2f%s | %.2f..%.2f | %.0f | %.0f |\n",
+		fmt.Fprintf(&b, "| %s | %d | %d | %s | %s | %.2f%s | %.2f..%.2f | %.0f | %.0f | %s | %s | %.2f |\n",
 			c.label, c.batch, c.threads, fmtDur(r.compress), fmtDur(r.ort), ratio, verdict,
 			r.ratios[0], r.ratios[len(r.ratios)-1],
-			float64(c.batch)/r.compress.Seconds(), float64(c.batch)/r.ort.Seconds())
+			float64(c.batch)/r.compress.Seconds(), float64(c.batch)/r.ort.Seconds(),
+			fmtDur(r.cpuCompress), fmtDur(r.cpuORT), float64(r.cpuCompress)/float64(r.cpuORT))
 		t.Logf("%s: compress %v, onnxruntime %v, ratio %.2f", c.name(), r.compress, r.ort, ratio)
 	}
 	for _, m := range missing {

@@ -32,6 +32,11 @@ type Executor struct {
 	plans map[string]*Plan
 	order []string
 	last  *Plan // plan of the previous Run, tried first
+	// splits caches the chunked execution of each full-batch plan (nil:
+	// the plan runs as it is); noSplit disables chunking.
+	splits     map[*Plan]*splitPlan
+	noSplit    bool
+	splitChunk int // chunk size override (tests); 0: from the footprint
 }
 
 // maxPlans bounds the plan cache of an Executor.
@@ -136,6 +141,9 @@ func (e *Executor) Run(ctx context.Context, inputs map[string]*Tensor) (map[stri
 		e.mu.Lock()
 		if p := e.last; p != nil && p.matches(inputs) {
 			defer e.mu.Unlock()
+			if sp := e.splits[p]; sp != nil {
+				return sp.run(ctx, inputs)
+			}
 			return p.run(ctx, inputs)
 		}
 		e.mu.Unlock()
@@ -168,6 +176,7 @@ func (e *Executor) Run(ctx context.Context, inputs map[string]*Tensor) (map[stri
 	defer e.mu.Unlock()
 	if len(statics) == 0 {
 		e.last = p
+		return e.runPlanned(ctx, p, shapes, inputs)
 	}
 	return p.run(ctx, inputs)
 }
@@ -194,6 +203,10 @@ func (e *Executor) plan(shapes map[string][]int, statics map[string]*Tensor) (*P
 		return nil, err
 	}
 	if len(e.order) >= maxPlans {
+		delete(e.splits, e.plans[e.order[0]])
+		if e.last == e.plans[e.order[0]] {
+			e.last = nil
+		}
 		delete(e.plans, e.order[0])
 		e.order = e.order[1:]
 	}

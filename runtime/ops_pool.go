@@ -5,6 +5,7 @@ import (
 	"math"
 
 	"github.com/compressml/compress/internal/parallel"
+	"github.com/compressml/compress/runtime/kernels"
 )
 
 // This file holds MaxPool, AveragePool, GlobalAveragePool and GlobalMaxPool
@@ -382,10 +383,7 @@ func (k *globalPoolKernel) Run(ctx *ExecContext, in, out []*Tensor) error {
 			switch {
 			case !k.isMax:
 				// Accumulate in float64: planes can be large.
-				var s float64
-				for _, v := range in[0].F32[p*k.size : (p+1)*k.size] {
-					s += float64(v)
-				}
+				s := kernels.SumFloat64(in[0].F32[p*k.size : (p+1)*k.size])
 				out[0].F32[p] = float32(s / float64(k.size))
 			case k.dtype == Float32:
 				out[0].F32[p] = planeMax(in[0].F32[p*k.size:(p+1)*k.size], float32(math.Inf(-1)))

@@ -123,16 +123,17 @@ func BenchmarkMicroKernel(b *testing.B) {
 }
 
 // BenchmarkConv3x3 runs a 64->64 channel 3x3 convolution on 56x56 (a
-// ResNet stage-1 layer) with bias and ReLU, through Im2Col + SgemmPackedA
-// through Im2ColPacked + Gemm (no packing pass over the columns) and
-// through Gemm.BConv (no column matrix at all).
+// ResNet stage-1 layer) with bias and ReLU, through Im2Col + SgemmPackedA,
+// through Im2ColPacked + Gemm (no packing pass over the columns), through
+// Gemm.BConv (no column matrix at all) and through DirectConv.
 func BenchmarkConv3x3(b *testing.B) {
 	r := rand.New(rand.NewPCG(1, 1))
 	s := Conv2DShape{C: 64, H: 56, W: 56, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1,
 		StrideH: 1, StrideW: 1, DilationH: 1, DilationW: 1}
 	outC, kdim, hw := 64, s.C*s.KH*s.KW, s.OutH()*s.OutW()
 	x := randMatrix(r, 1, s.C*s.H*s.W, 0)
-	pa := PackA(false, outC, kdim, randMatrix(r, 1, outC*kdim, 0), kdim)
+	w := randMatrix(r, 1, outC*kdim, 0)
+	pa := PackA(false, outC, kdim, w, kdim)
 	epi := Epilogue{BiasRow: randMatrix(r, 1, outC, 0), Relu: true}
 	y := make([]float32, outC*hw)
 	cols := make([]float32, s.ColsSize())
@@ -148,6 +149,16 @@ func BenchmarkConv3x3(b *testing.B) {
 			benchGemm(b, outC, hw, kdim, func() {
 				g := Gemm{M: outC, N: hw, K: kdim, PA: pa, BConv: &ConvInput{Shape: &s, X: x}, C: y, LDC: hw, Alpha: 1, Epilogue: epi, Threads: threads}
 				g.Run()
+			})
+		})
+		b.Run(fmt.Sprintf("direct/t%d", threads), func(b *testing.B) {
+			d, err := NewDirectConv(&s, outC, w)
+			if err != nil {
+				b.Fatal(err)
+			}
+			scratch := make([]float32, d.ScratchSize())
+			benchGemm(b, outC, hw, kdim, func() {
+				d.Run(x, y, ConvEpilogue{Bias: epi.BiasRow, Relu: true}, scratch, threads)
 			})
 		})
 		b.Run(fmt.Sprintf("im2colpacked/t%d", threads), func(b *testing.B) {

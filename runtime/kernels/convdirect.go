@@ -3,6 +3,7 @@ package kernels
 import (
 	"fmt"
 	"math"
+	"math/bits"
 
 	"github.com/compressml/compress/internal/parallel"
 )
@@ -49,8 +50,12 @@ type DirectConv struct {
 	hq, wq  int       // size of one prepared plane
 	phases  [][2]int  // stride phases (py, px) that taps read, in plane order
 	prepLen int       // floats of the prepared input
-	blocks  []convBlock
+	pairs   []int32   // pairWords per pair of blocks: src0, src1, dst0, dst1, masks, 0
 }
+
+// pairWords is the int32 count of one block pair descriptor (the layout
+// the assembly reads).
+const pairWords = 6
 
 // convBlock is a run of at most 16 outputs of one output row: its offset in
 // the prepared input (src) and in the output plane (dst), and its length.
@@ -60,9 +65,9 @@ type convBlock struct {
 }
 
 // DirectConvFast reports whether DirectConv runs on an assembly kernel on
-// this CPU. Without one it still works (portable Go) but is slower than the
-// im2col and GEMM path.
-func DirectConvFast() bool { return activeImpl == implAVX512 }
+// this CPU (AVX-512 or AVX2+FMA). Without one it still works (portable Go)
+// but is slower than the im2col and GEMM path.
+func DirectConvFast() bool { return activeImpl == implAVX512 || activeImpl == implAVX2 }
 
 // NewDirectConv prepares the convolution of geometry s with m output
 // channels and weights w, laid out [m][C][KH][KW]. It returns an error when
@@ -94,8 +99,8 @@ func NewDirectConv(s *Conv2DShape, m int, w []float32) (*DirectConv, error) {
 		}
 		d.prepLen = s.C * len(d.phases) * d.hq * d.wq
 	}
-	if total := int64(s.C) * int64(len(d.phases)) * int64(d.hq) * int64(d.wq); total > math.MaxInt32 {
-		return nil, fmt.Errorf("direct conv: prepared input of %d values is too large", total)
+	if total := int64(s.C) * int64(len(d.phases)) * int64(d.hq) * int64(d.wq); total > math.MaxInt32 || int64(d.oh)*int64(d.ow) > math.MaxInt32 {
+		return nil, fmt.Errorf("direct conv: prepared input of %d values or output plane of %dx%d is too large for 32-bit offsets", total, d.oh, d.ow)
 	}
 	d.offs = make([]int32, k)
 	for t := range d.offs {
@@ -111,17 +116,28 @@ func NewDirectConv(s *Conv2DShape, m int, w []float32) (*DirectConv, error) {
 			d.w[(p*k+t)*cmr+r] = w[oc*k+t]
 		}
 	}
+	var blocks []convBlock
 	if d.flat {
 		n := s.H * s.W
 		for j := 0; j < n; j += cbw {
-			d.blocks = append(d.blocks, convBlock{src: int32(j), dst: int32(j), n: int32(min(cbw, n-j))})
+			blocks = append(blocks, convBlock{src: int32(j), dst: int32(j), n: int32(min(cbw, n-j))})
 		}
 	} else {
 		for y := 0; y < d.oh; y++ {
 			for x := 0; x < d.ow; x += cbw {
-				d.blocks = append(d.blocks, convBlock{src: int32(y*d.wq + x), dst: int32(y*d.ow + x), n: int32(min(cbw, d.ow-x))})
+				blocks = append(blocks, convBlock{src: int32(y*d.wq + x), dst: int32(y*d.ow + x), n: int32(min(cbw, d.ow-x))})
 			}
 		}
+	}
+	for i := 0; i < len(blocks); i += cblk {
+		b0 := blocks[i]
+		b1 := b0
+		mask := uint32(1)<<b0.n - 1
+		if i+1 < len(blocks) {
+			b1 = blocks[i+1]
+			mask |= (uint32(1)<<b1.n - 1) << 16
+		}
+		d.pairs = append(d.pairs, b0.src, b1.src, b0.dst, b1.dst, int32(mask), 0)
 	}
 	return d, nil
 }
@@ -184,17 +200,16 @@ func (d *DirectConv) Run(x, y []float32, e ConvEpilogue, scratch []float32, thre
 		src = scratch[:d.prepLen]
 		d.prepare(x, src)
 	}
-	pairs := ceilDiv(len(d.blocks), cblk)
-	items := d.panels * pairs
+	pairs := len(d.pairs) / pairWords
 	if threads > 1 {
-		perItem := int64(cmr) * int64(cblk*cbw) * int64(d.k)
-		threads = min(threads, int(max(1, int64(items)*perItem/minDirectMACsPerThread)))
+		perPair := int64(d.panels*cmr) * int64(cblk*cbw) * int64(d.k)
+		threads = min(threads, int(max(1, int64(pairs)*perPair/minDirectMACsPerThread)))
 	}
 	if threads <= 1 {
-		d.tiles(src, y, e, 0, items)
+		d.tiles(src, y, e, 0, pairs)
 		return
 	}
-	parallel.For(threads, items, 1, func(lo, hi int) { d.tiles(src, y, e, lo, hi) })
+	parallel.For(threads, pairs, 1, func(lo, hi int) { d.tiles(src, y, e, lo, hi) })
 }
 
 // minDirectMACsPerThread is the least direct-convolution work worth a
@@ -233,52 +248,78 @@ func (d *DirectConv) RunBatch(n int, x, y []float32, e ConvEpilogue, scratch []f
 }
 
 // prepare writes the zero-padded, phase-split copy of image x into q.
+// Every value of q is written: the input rows by copyRows, which also
+// zeroes up to 16 padding columns on each side of them, and the padding
+// rows (and wider padding columns) by clear.
 func (d *DirectConv) prepare(x, q []float32) {
 	s := &d.s
-	clear(q)
 	plane, nph := d.hq*d.wq, len(d.phases)
 	for pi, ph := range d.phases {
 		py, px := ph[0], ph[1]
 		// Rows i and columns j whose input row i*sh+py-padTop and column
-		// j*sw+px-padLeft are inside the image; the rest stays zero.
+		// j*sw+px-padLeft are inside the image.
 		ilo := max(0, ceilDiv(s.PadTop-py, s.StrideH))
 		ihi := min(d.hq, ceilDiv(s.H+s.PadTop-py, s.StrideH))
 		jlo := max(0, ceilDiv(s.PadLeft-px, s.StrideW))
 		jhi := min(d.wq, ceilDiv(s.W+s.PadLeft-px, s.StrideW))
 		if ilo >= ihi || jlo >= jhi {
+			for c := 0; c < s.C; c++ {
+				clear(q[(c*nph+pi)*plane : (c*nph+pi+1)*plane])
+			}
 			continue
 		}
+		lead, trail := jlo, d.wq-jhi
+		if lead > cbw || trail > cbw {
+			for c := 0; c < s.C; c++ {
+				clear(q[(c*nph+pi)*plane : (c*nph+pi+1)*plane])
+			}
+			lead, trail = 0, 0
+		} else {
+			for c := 0; c < s.C; c++ {
+				p := q[(c*nph+pi)*plane : (c*nph+pi+1)*plane]
+				clear(p[:ilo*d.wq])
+				clear(p[ihi*d.wq:])
+			}
+		}
 		iy, ix := ilo*s.StrideH+py-s.PadTop, jlo*s.StrideW+px-s.PadLeft
-		copyRows(q[pi*plane+ilo*d.wq+jlo:], d.wq, nph*plane, x[iy*s.W+ix:], s.StrideH*s.W, s.H*s.W,
+		copyRows(q[pi*plane+ilo*d.wq+jlo-lead:], d.wq, nph*plane, lead, trail, x[iy*s.W+ix:], s.StrideH*s.W, s.H*s.W,
 			jhi-jlo, ihi-ilo, s.C, s.StrideW)
 	}
 }
 
 // copyRows copies, for plane p < planes and row r < rows, the n values
 // src[p*srcPlane + r*srcRow + j*stride] (j < n) to
-// dst[p*dstPlane + r*dstRow + j]. It panics if a slice is too short.
-func copyRows(dst []float32, dstRow, dstPlane int, src []float32, srcRow, srcPlane, n, rows, planes, stride int) {
+// dst[p*dstPlane + r*dstRow + lead + j], and zeroes the lead values before
+// and the trail values after them (lead, trail <= 16). It panics if a
+// slice is too short.
+func copyRows(dst []float32, dstRow, dstPlane, lead, trail int, src []float32, srcRow, srcPlane, n, rows, planes, stride int) {
 	if n <= 0 || rows <= 0 || planes <= 0 {
 		return
 	}
-	_ = dst[(planes-1)*dstPlane+(rows-1)*dstRow+n-1]
+	if lead < 0 || trail < 0 || lead > cbw || trail > cbw {
+		panic(fmt.Sprintf("kernels: copyRows: lead %d and trail %d must be in [0, %d]", lead, trail, cbw))
+	}
+	_ = dst[(planes-1)*dstPlane+(rows-1)*dstRow+lead+n+trail-1]
 	_ = src[(planes-1)*srcPlane+(rows-1)*srcRow+(n-1)*stride]
 	if activeImpl == implAVX512 && (stride == 1 || stride == 2) {
 		if stride == 1 {
-			copyRowsAVX512(&dst[0], dstRow, dstPlane, &src[0], srcRow, srcPlane, n, rows, planes)
+			copyRowsAVX512(&dst[lead], dstRow, dstPlane, &src[0], srcRow, srcPlane, n, rows, planes, lead, trail)
 		} else {
-			copyRows2AVX512(&dst[0], dstRow, dstPlane, &src[0], srcRow, srcPlane, n, rows, planes)
+			copyRows2AVX512(&dst[lead], dstRow, dstPlane, &src[0], srcRow, srcPlane, n, rows, planes, lead, trail)
 		}
 		return
 	}
-	copyRowsGeneric(dst, dstRow, dstPlane, src, srcRow, srcPlane, n, rows, planes, stride)
+	copyRowsGeneric(dst, dstRow, dstPlane, lead, trail, src, srcRow, srcPlane, n, rows, planes, stride)
 }
 
 // copyRowsGeneric is the portable copyRows.
-func copyRowsGeneric(dst []float32, dstRow, dstPlane int, src []float32, srcRow, srcPlane, n, rows, planes, stride int) {
+func copyRowsGeneric(dst []float32, dstRow, dstPlane, lead, trail int, src []float32, srcRow, srcPlane, n, rows, planes, stride int) {
 	for p := 0; p < planes; p++ {
 		for r := 0; r < rows; r++ {
-			dr := dst[p*dstPlane+r*dstRow:][:n]
+			row := dst[p*dstPlane+r*dstRow:][:lead+n+trail]
+			clear(row[:lead])
+			clear(row[lead+n:])
+			dr := row[lead : lead+n]
 			sr := src[p*srcPlane+r*srcRow:][:(n-1)*stride+1]
 			if stride == 1 {
 				copy(dr, sr)
@@ -291,55 +332,47 @@ func copyRowsGeneric(dst []float32, dstRow, dstPlane int, src []float32, srcRow,
 	}
 }
 
-// tiles computes work items [lo, hi): item it is channel panel it/pairs and
-// block pair it%pairs.
+// tiles computes block pairs [lo, hi) for every channel panel (the panels
+// of a pair run back to back while its input rows are in the L1 cache).
 func (d *DirectConv) tiles(src, y []float32, e ConvEpilogue, lo, hi int) {
-	pairs := ceilDiv(len(d.blocks), cblk)
 	ohw := d.oh * d.ow
-	var tmp [cmr * cblk * cbw]float32
-	for it := lo; it < hi; it++ {
-		p, pr := it/pairs, it%pairs
-		b0 := d.blocks[pr*cblk]
-		b1 := b0
-		var mask uint64 = 1<<b0.n - 1
-		if pr*cblk+1 < len(d.blocks) {
-			b1 = d.blocks[pr*cblk+1]
-			mask |= (1<<b1.n - 1) << 16
-		}
-		a := d.w[p*d.k*cmr : (p+1)*d.k*cmr]
-		oc := p * cmr
-		var flags uint64
-		if e.Relu {
-			flags |= convFlagRelu
-		}
-		if oc+cmr <= d.m {
-			var bias, r0, r1 []float32
-			if e.Bias != nil {
-				bias = e.Bias[oc : oc+cmr]
-				flags |= convFlagBias
-			}
-			if e.Residual != nil {
-				r0, r1 = e.Residual[oc*ohw+int(b0.dst):], e.Residual[oc*ohw+int(b1.dst):]
-				flags |= convFlagResid
-			}
-			convTile(d.k, a, d.offs, src[b0.src:], src[b1.src:], y[oc*ohw+int(b0.dst):], y[oc*ohw+int(b1.dst):], ohw,
-				bias, r0, r1, mask, flags)
-			continue
-		}
-		// Partial channel panel: compute into tmp, then finish the valid rows.
-		rows := d.m - oc
-		const ld = cblk * cbw
-		convTile(d.k, a, d.offs, src[b0.src:], src[b1.src:], tmp[:], tmp[cbw:], ld, nil, nil, nil, mask, 0)
+	var flags uint64
+	if e.Relu {
+		flags |= convFlagRelu
+	}
+	if e.Bias != nil {
+		flags |= convFlagBias
+	}
+	if e.Residual != nil {
+		flags |= convFlagResid
+	}
+	if full := d.m / cmr; full > 0 {
+		convTiles(d.k, d.w[:full*d.k*cmr], d.offs, src, y[:d.m*ohw], ohw, e.Bias, e.Residual, d.pairs[lo*pairWords:hi*pairWords], full, flags)
+	}
+	if d.m%cmr == 0 {
+		return
+	}
+	// Partial channel panel: compute the full panel into tmp (zero-padded
+	// weights), then finish the valid rows.
+	p := d.m / cmr
+	a := d.w[p*d.k*cmr : (p+1)*d.k*cmr]
+	oc, rows := p*cmr, d.m-p*cmr
+	const ld = cblk * cbw
+	var tmp [cmr * ld]float32
+	for pr := lo; pr < hi; pr++ {
+		desc := d.pairs[pr*pairWords : (pr+1)*pairWords]
+		mask := uint64(uint32(desc[4]))
+		one := [pairWords]int32{desc[0], desc[1], 0, cbw, desc[4], 0}
+		convTiles(d.k, a, d.offs, src, tmp[:], ld, nil, nil, one[:], 1, 0)
 		for r := 0; r < rows; r++ {
-			for bi, b := range [cblk]convBlock{b0, b1} {
-				if bi == 1 && mask>>16 == 0 {
-					continue
-				}
-				out := y[(oc+r)*ohw+int(b.dst):][:b.n]
-				t := tmp[r*ld+bi*cbw:][:b.n]
+			for bi := 0; bi < cblk; bi++ {
+				n := bits.TrailingZeros64(^(mask >> (16 * bi) & 0xffff))
+				dst := int(desc[2+bi])
+				out := y[(oc+r)*ohw+dst:][:n]
+				t := tmp[r*ld+bi*cbw:][:n]
 				var res []float32
 				if e.Residual != nil {
-					res = e.Residual[(oc+r)*ohw+int(b.dst):][:b.n]
+					res = e.Residual[(oc+r)*ohw+dst:][:n]
 				}
 				for i, v := range t {
 					if e.Bias != nil {
@@ -358,14 +391,40 @@ func (d *DirectConv) tiles(src, y []float32, e ConvEpilogue, lo, hi int) {
 	}
 }
 
-// convTile computes one tile with the active implementation; see
-// convTileGeneric for the contract.
-func convTile(k int, a []float32, offs []int32, b0, b1, c0, c1 []float32, ldc int, bias, r0, r1 []float32, masks, flags uint64) {
-	if activeImpl != implAVX512 {
-		convTileGeneric(k, a, offs, b0, b1, c0, c1, ldc, bias, r0, r1, masks, flags)
+// convTiles computes the tiles of the block pairs described by pairs for
+// the first panels channel panels; see convTilesGeneric.
+func convTiles(k int, a []float32, offs []int32, src, y []float32, ldc int, bias, res []float32, pairs []int32, panels int, flags uint64) {
+	if len(pairs) == 0 {
 		return
 	}
-	convTileAsm(k, a, offs, b0, b1, c0, c1, ldc, bias, r0, r1, masks, flags)
+	if activeImpl == implGeneric {
+		convTilesGeneric(k, a, offs, src, y, ldc, bias, res, pairs, panels, flags)
+		return
+	}
+	convTilesAsm(activeImpl, k, a, offs, src, y, ldc, bias, res, pairs, panels, flags)
+}
+
+// convTilesGeneric runs convTileGeneric for every block pair of pairs
+// (pairWords values each: src0, src1, dst0, dst1, masks) and every panel p
+// < panels: weights a[p*k*8:], bias[p*8:], inputs src[src0:] and
+// src[src1:], outputs y[p*8*ldc+dst0:] and y[p*8*ldc+dst1:], residual
+// likewise in res.
+func convTilesGeneric(k int, a []float32, offs []int32, src, y []float32, ldc int, bias, res []float32, pairs []int32, panels int, flags uint64) {
+	for i := 0; i+pairWords <= len(pairs); i += pairWords {
+		desc := pairs[i : i+pairWords]
+		for p := 0; p < panels; p++ {
+			row := p * cmr * ldc
+			var bp, r0, r1 []float32
+			if flags&convFlagBias != 0 {
+				bp = bias[p*cmr:]
+			}
+			if flags&convFlagResid != 0 {
+				r0, r1 = res[row+int(desc[2]):], res[row+int(desc[3]):]
+			}
+			convTileGeneric(k, a[p*k*cmr:], offs, src[desc[0]:], src[desc[1]:], y[row+int(desc[2]):], y[row+int(desc[3]):], ldc,
+				bp, r0, r1, uint64(uint32(desc[4])), flags)
+		}
+	}
 }
 
 // convTileGeneric is the portable direct-convolution tile. For channel

@@ -1,7 +1,8 @@
 // Package kernels holds the dense numeric kernels of the runtime: single
 // precision matrix multiplication (Sgemm and its prepacked forms), the
-// im2col transform that turns a convolution into a matrix product, and a
-// direct depthwise convolution. Operators in package runtime call these;
+// im2col transform that turns a convolution into a matrix product, a direct
+// (implicit GEMM) convolution, a direct depthwise convolution and pooling
+// loops. Operators in package runtime call these;
 // nothing here knows about graphs or tensors, only row-major []float32.
 //
 // # Matrix multiplication
@@ -108,6 +109,29 @@
 // about 256K multiply-adds per thread use fewer threads. Scratch comes from
 // Gemm.Workspace when it is large enough (see WorkspaceSize), otherwise from
 // an internal pool, so steady-state calls allocate no packing buffers.
+//
+// # Direct convolution
+//
+// DirectConv (NewDirectConv, Run, RunBatch) is the fast path for 1-D and
+// 2-D convolutions with constant weights and one group, used by the
+// runtime's Conv whenever the CPU has the AVX-512 or AVX2 kernel
+// (DirectConvFast). It is an implicit GEMM with no im2col matrix and no
+// packing of the input: each image is copied once into a zero-padded
+// buffer, split into stride phases for strides above 1 (copyRows, one
+// masked vector loop per plane), so that every kernel tap reads the 16
+// outputs of a block from 16 consecutive values at a fixed offset. The
+// kernel (convTilesAVX512: 8 output channels x 2 blocks of 16 outputs in
+// 16 ZMM accumulators; convTilesAVX2: 8 x 8 in 8 YMM accumulators) walks a
+// table of tap offsets with the weights packed 8 channels per tap, then adds
+// the bias and an optional residual tensor (ConvEpilogue), applies ReLU and
+// stores under lane masks, so partial blocks need no scratch tiles. All
+// block pairs of an image run in one assembly call. Each output is a sum
+// over the taps in one order, independent of the thread count.
+//
+// # Pooling helpers
+//
+// MaxRows, MaxPool2x2 and SumFloat64 are the vector loops of MaxPool and
+// GlobalAveragePool (Go's max semantics: NaN propagates, max(-0, +0) = +0).
 //
 // # Convolution helpers
 //

@@ -2,7 +2,11 @@
 
 package kernels
 
-import "golang.org/x/sys/cpu"
+import (
+	"math/bits"
+
+	"golang.org/x/sys/cpu"
+)
 
 //go:generate go run -C ../../asmgen . -out ../runtime/kernels/sgemm_amd64.s -stubs ../runtime/kernels/sgemm_amd64_stubs.go -pkg kernels
 
@@ -79,43 +83,41 @@ func axpy(a float32, x, y []float32) {
 	saxpyAVX2(len(y), a, &x[0], &y[0])
 }
 
-// convTileAsm runs the AVX-512 direct-convolution tile; see
-// convTileGeneric for the contract. The bounds checks cover the rows the
-// kernel touches; the input offsets were checked by NewDirectConv.
-func convTileAsm(k int, a []float32, offs []int32, b0, b1, c0, c1 []float32, ldc int, bias, r0, r1 []float32, masks, flags uint64) {
-	_ = a[k*cmr-1]
+// maskLen returns the length of a mask of the form 1<<n - 1.
+func maskLen(m uint64) int { return bits.TrailingZeros64(^m) }
+
+// convTilesAsm runs convTilesAVX512 or convTilesAVX2 (impl) after
+// checking the slices against the extent the kernel touches (input offsets
+// were checked by NewDirectConv).
+func convTilesAsm(impl, k int, a []float32, offs []int32, src, y []float32, ldc int, bias, res []float32, pairs []int32, panels int, flags uint64) {
+	_ = a[panels*k*cmr-1]
 	_ = offs[k-1]
-	_, _ = b0[0], b1[0]
-	n0, n1 := maskLen(masks&0xffff), maskLen(masks>>16&0xffff)
-	if n0 > 0 {
-		_ = c0[(cmr-1)*ldc+n0-1]
+	_ = src[0]
+	npairs := len(pairs) / pairWords
+	last := 0 // largest output index written, plus one
+	for i := 0; i < npairs; i++ {
+		for b := 0; b < cblk; b++ {
+			if n := maskLen(uint64(uint32(pairs[i*pairWords+4])) >> (16 * b) & 0xffff); n > 0 {
+				last = max(last, int(pairs[i*pairWords+2+b])+n)
+			}
+		}
 	}
-	if n1 > 0 {
-		_ = c1[(cmr-1)*ldc+n1-1]
+	if last == 0 {
+		return
 	}
-	var bp, rp0, rp1 *float32
+	_ = y[(panels*cmr-1)*ldc+last-1]
+	var bp, rp *float32
 	if flags&convFlagBias != 0 {
-		_ = bias[cmr-1]
+		_ = bias[panels*cmr-1]
 		bp = &bias[0]
 	}
 	if flags&convFlagResid != 0 {
-		if n0 > 0 {
-			_ = r0[(cmr-1)*ldc+n0-1]
-		}
-		if n1 > 0 {
-			_ = r1[(cmr-1)*ldc+n1-1]
-		}
-		rp0, rp1 = &r0[0], &r1[0]
+		_ = res[(panels*cmr-1)*ldc+last-1]
+		rp = &res[0]
 	}
-	convKernel8x32AVX512(k, &a[0], &offs[0], &b0[0], &b1[0], &c0[0], &c1[0], ldc, bp, rp0, rp1, masks, flags)
-}
-
-// maskLen returns the length of a mask of the form 1<<n - 1.
-func maskLen(m uint64) int {
-	n := 0
-	for m&1 != 0 {
-		n++
-		m >>= 1
+	if impl == implAVX512 {
+		convTilesAVX512(k, &a[0], &offs[0], &src[0], &y[0], ldc, bp, rp, &pairs[0], npairs, panels, flags)
+		return
 	}
-	return n
+	convTilesAVX2(k, &a[0], &offs[0], &src[0], &y[0], ldc, bp, rp, &pairs[0], npairs, panels, flags)
 }

@@ -53,3 +53,23 @@ func maxPool2x2Generic(y, x []float32, rows, ow, iw int) {
 		}
 	}
 }
+
+// SumFloat64 returns the sum of x accumulated in float64 (the order of the
+// additions depends on the implementation, never on the data or threads).
+func SumFloat64(x []float32) float64 {
+	if len(x) == 0 {
+		return 0
+	}
+	if activeImpl == implAVX512 {
+		return sumF64AVX512(&x[0], len(x))
+	}
+	return sumF64Generic(x)
+}
+
+func sumF64Generic(x []float32) float64 {
+	var s float64
+	for _, v := range x {
+		s += float64(v)
+	}
+	return s
+}

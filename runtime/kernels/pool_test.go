@@ -62,3 +62,22 @@ func TestMaxPool2x2(t *testing.T) {
 		}
 	}
 }
+
+func TestSumFloat64(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	for n := 0; n < 200; n += 1 + n/10 {
+		x := make([]float32, n)
+		var want float64
+		for i := range x {
+			x[i] = float32(r.NormFloat64()) * 100
+			want += float64(x[i])
+		}
+		for _, impl := range impls() {
+			var got float64
+			withImpl(impl, func() { got = SumFloat64(x) })
+			if math.Abs(got-want) > 1e-9*(1+math.Abs(want)) {
+				t.Fatalf("%s n=%d: got %v, want %v", implName(impl), n, got, want)
+			}
+		}
+	}
+}

@@ -16,23 +16,31 @@ func sgemmKernel6x16(k int, a *float32, b *float32, c *float32, ldc int, alpha f
 //go:noescape
 func sgemmKernel6x16AVX512(k int, a *float32, b *float32, c *float32, ldc int, alpha float32, beta float32, biasRow *float32, biasCol *float32, flags uint64)
 
-// convKernel8x32AVX512 computes an 8x32 direct-convolution tile;
-// see convTileGeneric for the exact contract.
+// convTilesAVX512 computes the tiles of npairs block pairs times panels
+// full channel panels; see convTilesGeneric for the exact contract.
 //
 //go:noescape
-func convKernel8x32AVX512(k int, a *float32, offs *int32, b0 *float32, b1 *float32, c0 *float32, c1 *float32, ldc int, bias *float32, r0 *float32, r1 *float32, masks uint64, flags uint64)
+func convTilesAVX512(k int, a *float32, offs *int32, src *float32, y *float32, ldc int, bias *float32, res *float32, pairs *int32, npairs int, panels int, flags uint64)
+
+// convTilesAVX2 is convTilesAVX512 for AVX2+FMA; see convTilesGeneric
+// for the exact contract.
+//
+//go:noescape
+func convTilesAVX2(k int, a *float32, offs *int32, src *float32, y *float32, ldc int, bias *float32, res *float32, pairs *int32, npairs int, panels int, flags uint64)
 
 // copyRowsAVX512 copies planes x rows rows of n values, reading every
-// 1. source value; see copyRowsGeneric.
+// 1. source value, and zeroes lead values before and trail
+// values after each destination row (both at most 16); see copyRowsGeneric.
 //
 //go:noescape
-func copyRowsAVX512(dst *float32, dstRow int, dstPlane int, src *float32, srcRow int, srcPlane int, n int, rows int, planes int)
+func copyRowsAVX512(dst *float32, dstRow int, dstPlane int, src *float32, srcRow int, srcPlane int, n int, rows int, planes int, lead int, trail int)
 
 // copyRows2AVX512 copies planes x rows rows of n values, reading every
-// 2. source value; see copyRowsGeneric.
+// 2. source value, and zeroes lead values before and trail
+// values after each destination row (both at most 16); see copyRowsGeneric.
 //
 //go:noescape
-func copyRows2AVX512(dst *float32, dstRow int, dstPlane int, src *float32, srcRow int, srcPlane int, n int, rows int, planes int)
+func copyRows2AVX512(dst *float32, dstRow int, dstPlane int, src *float32, srcRow int, srcPlane int, n int, rows int, planes int, lead int, trail int)
 
 // maxRowsAVX512 sets dst[i] = max(a[i], b[i]) for i < n, with Go's max
 // semantics; see maxRowsGeneric.
@@ -45,6 +53,12 @@ func maxRowsAVX512(dst *float32, a *float32, b *float32, n int)
 //
 //go:noescape
 func maxPool2x2AVX512(y *float32, x *float32, rows int, ow int, iw int)
+
+// sumF64AVX512 returns the sum of x[0:n] accumulated in float64 lanes;
+// see sumF64Generic.
+//
+//go:noescape
+func sumF64AVX512(x *float32, n int) float64
 
 // saxpyAVX2 computes y[i] += a*x[i] for i < n.
 //
