@@ -1,7 +1,6 @@
 // Command compress imports ONNX models, runs them natively in pure Go,
-// evaluates them and writes them back to ONNX. Later steps of the pipeline
-// (fine-tuning, pruning, quantization, distillation) are added as commands
-// of the same binary.
+// fine-tunes, prunes, quantizes and evaluates them, and writes them back to
+// ONNX.
 //
 // Usage:
 //
@@ -16,11 +15,17 @@
 //	                       or NumPy .npy), print and save the outputs
 //	eval                   accuracy, top-5 accuracy, per-class metrics and
 //	                       the confusion matrix of a classifier on a data set
-//	                       (a folder of MNIST-format idx files)
+//	                       (idx folder, CSV, NPY/NPZ or image folder)
 //	bench                  latency percentiles and throughput on random
 //	                       inputs after warm-up
 //	convert IN OUT         load a model and save it again (canonical form,
 //	                       opset 18 or newer)
+//	finetune               train a model on new data with layers frozen and
+//	                       an optional new classifier head
+//	models                 list or create built-in architectures
+//	prune                  magnitude, N:M or channel pruning
+//	sensitivity            per-layer pruning sensitivity and a plan
+//	quantize               int8 post-training quantization
 //	version                print the version
 //
 // Every command takes --help, which shows its flags and an example.
