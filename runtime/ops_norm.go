@@ -14,7 +14,7 @@ import (
 func init() {
 	Register(OpSpec{Type: "BatchNormalization", MinInputs: 5, MaxInputs: 5, Outputs: 3, Compile: compileBatchNorm,
 		Grad: compileBatchNormGrad, NonDiff: []int{3, 4}})
-	Register(OpSpec{Type: "InstanceNormalization", MinInputs: 3, MaxInputs: 3, Outputs: 1, Compile: compileInstanceNorm})
+	Register(OpSpec{Type: "InstanceNormalization", MinInputs: 3, MaxInputs: 3, Outputs: 1, Compile: compileInstanceNorm, Grad: compileInstanceNormGrad})
 }
 
 // batchNormKernel computes y = a[c]*x + b[c] with a = scale/sqrt(var+eps)
