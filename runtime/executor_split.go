@@ -22,6 +22,11 @@ import (
 // chunk, in bytes (half of a 1 MiB L2 cache).
 const splitCacheBudget = 512 << 10
 
+// splitWeightBudget bounds the constant operands (weights) of a graph run
+// in chunks: every chunk reads all of them again, which only pays while
+// they stay in the caches.
+const splitWeightBudget = 4 << 20
+
 // splitPlan is the chunked execution of one full-batch plan.
 type splitPlan struct {
 	batch, chunk, chunks int
@@ -63,14 +68,17 @@ func (e *Executor) makeSplit(p *Plan, shapes map[string][]int) *splitPlan {
 	if n < 2 {
 		return nil
 	}
-	foot := p.sampleFootprint(n)
-	if foot <= 0 {
+	foot, weights := p.sampleFootprint(n)
+	if foot <= 0 || weights > splitWeightBudget {
 		return nil
 	}
+	// Split only when a chunk that fits the cache is smaller than the batch;
+	// then leave at least one chunk per worker.
 	chunk := max(1, splitCacheBudget/foot)
 	threads := max(e.threads, 1)
-	// Leave at least one chunk per worker.
-	chunk = min(chunk, max(1, n/threads))
+	if chunk < n {
+		chunk = min(chunk, max(1, n/threads))
+	}
 	if e.splitChunk > 0 {
 		chunk = e.splitChunk
 	}
@@ -116,25 +124,36 @@ func (e *Executor) makeSplit(p *Plan, shapes map[string][]int) *splitPlan {
 			return nil
 		}
 	}
+	// The chunks replace the full-batch plan: free its buffers.
+	p.release()
 	return sp
 }
 
 // sampleFootprint estimates the bytes one sample touches in the busiest
-// step of a full-batch plan over n samples: the largest sum of its
-// (non-constant) inputs and outputs, divided by n.
-func (p *Plan) sampleFootprint(n int) int {
-	best := 0
+// step of a full-batch plan over n samples (the largest sum of its
+// non-constant inputs and outputs, divided by n), and the bytes of the
+// constants the steps read.
+func (p *Plan) sampleFootprint(n int) (perSample, weights int) {
+	seen := map[int]bool{}
 	for _, st := range p.steps {
 		bytes := 0
 		for _, vi := range append(append([]int{}, st.in...), st.out...) {
-			if vi < 0 || p.metas[vi].Const != nil {
+			if vi < 0 {
 				continue
 			}
-			bytes += NumElements(p.metas[vi].Shape) * p.metas[vi].DType.Size()
+			size := NumElements(p.metas[vi].Shape) * p.metas[vi].DType.Size()
+			if p.metas[vi].Const != nil {
+				if !seen[vi] {
+					seen[vi] = true
+					weights += size
+				}
+				continue
+			}
+			bytes += size
 		}
-		best = max(best, bytes)
+		perSample = max(perSample, bytes)
 	}
-	return best / n
+	return perSample / n, weights
 }
 
 // run executes the chunks and assembles full-batch outputs.

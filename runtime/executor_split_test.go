@@ -147,17 +147,37 @@ func TestBatchSplitRefusesMixingOps(t *testing.T) {
 }
 
 func TestBatchSplitFootprint(t *testing.T) {
-	// A small graph on a small batch fits the cache: no split.
-	ex, err := NewExecutor(splitTestGraph(nil), Options{Threads: 1})
+	// A small graph on a small batch fits the cache: no split, whatever
+	// the thread count.
+	for _, threads := range []int{1, 2} {
+		ex, err := NewExecutor(splitTestGraph(nil), Options{Threads: threads})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ex.Run(context.Background(), map[string]*Tensor{"x": nnRand(1, 8, 2, 8, 8)}); err != nil {
+			t.Fatal(err)
+		}
+		for _, sp := range ex.splits {
+			if sp != nil {
+				t.Fatalf("threads %d: split into chunks of %d", threads, sp.chunk)
+			}
+		}
+	}
+	// Weights beyond the budget: every chunk would read them again.
+	g := splitTestGraph(nil)
+	g.AddParam("fcw", nnRand(4, 4, splitWeightBudget/16+1), false)
+	g.AddParam("fcb", nnRand(5, splitWeightBudget/16+1), false)
+	ex, err := NewExecutor(g, Options{Threads: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ex.Run(context.Background(), map[string]*Tensor{"x": nnRand(1, 4, 2, 8, 8)}); err != nil {
+	ex.splitChunk = 2
+	if _, err := ex.Run(context.Background(), map[string]*Tensor{"x": nnRand(1, 8, 2, 8, 8)}); err != nil {
 		t.Fatal(err)
 	}
 	for _, sp := range ex.splits {
 		if sp != nil {
-			t.Fatalf("split into chunks of %d", sp.chunk)
+			t.Fatal("split with weights beyond the budget")
 		}
 	}
 }

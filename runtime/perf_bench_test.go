@@ -2,6 +2,7 @@ package runtime_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -34,7 +35,7 @@ var perfCases = []perfCase{
 // same cases as bench.BenchmarkCompress), for profiling the executor and
 // its kernels:
 //
-//	go test -run '^$' -bench 'ExecutorModels/resnet.*threads=1' -cpuprofile cpu.out ./runtime/
+//	go test -run '^$' -bench 'ExecutorModels/resnet_op13/batch=32/threads=1' -cpuprofile cpu.out ./runtime/
 //	go tool pprof -top runtime.test cpu.out
 func BenchmarkExecutorModels(b *testing.B) {
 	for _, c := range perfCases {
@@ -55,7 +56,7 @@ func BenchmarkExecutorModels(b *testing.B) {
 			b.Fatal(err)
 		}
 		for _, threads := range []int{1, 2} {
-			b.Run(c.name+"/threads="+string(rune('0'+threads)), func(b *testing.B) {
+			b.Run(fmt.Sprintf("%s/threads=%d", c.name, threads), func(b *testing.B) {
 				ex, err := runtime.NewExecutor(g, runtime.Options{Threads: threads})
 				if err != nil {
 					b.Fatal(err)

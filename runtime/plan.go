@@ -26,6 +26,8 @@ type Plan struct {
 	outputs   []outSlot
 	steps     []step
 	workspace []float32
+	params    []bool // by value index: the tensor is a variable parameter's own
+	released  bool   // buffers dropped (see release)
 }
 
 type outSlot struct {
@@ -309,6 +311,10 @@ func compilePlan(g *Graph, shapes map[string][]int, threads int, mode planMode) 
 			p.vals[vi] = v.meta.Const
 		case v.fixed != nil:
 			p.vals[vi] = v.fixed
+			if p.params == nil {
+				p.params = make([]bool, len(vals))
+			}
+			p.params[vi] = true
 		case v.buf >= 0:
 			p.vals[vi] = view(storage[v.buf], v.meta)
 		default:
@@ -364,6 +370,27 @@ func shareData(dst, src *Tensor) {
 	dst.F32, dst.I8, dst.U8, dst.I32, dst.I64, dst.B = src.F32, src.I8, src.U8, src.I32, src.I64, src.B
 }
 
+// release drops the plan's activation buffers and workspace, keeping its
+// metadata (Nodes) for inspection, when a chunked execution (splitPlan)
+// replaces it. The plan must not run afterwards.
+func (p *Plan) release() {
+	empty := &Tensor{}
+	for vi, t := range p.vals {
+		if p.metas[vi].Const == nil && t != nil && (p.params == nil || !p.params[vi]) {
+			shareData(t, empty)
+		}
+	}
+	for _, st := range p.steps {
+		for _, t := range st.outT {
+			if t != nil {
+				shareData(t, empty)
+			}
+		}
+	}
+	p.workspace = nil
+	p.released = true
+}
+
 // matches reports whether inputs are exactly the plan's inputs with the
 // shapes it was compiled for (dtypes and data are checked by run).
 func (p *Plan) matches(inputs map[string]*Tensor) bool {
@@ -393,6 +420,9 @@ func (p *Plan) run(ctx context.Context, inputs map[string]*Tensor) (map[string]*
 // runNoCopy runs the plan and returns its own output tensors. seed is
 // passed to kernels (ExecContext.Seed) for training-mode randomness.
 func (p *Plan) runNoCopy(ctx context.Context, inputs map[string]*Tensor, seed uint64) (map[string]*Tensor, error) {
+	if p.released {
+		return nil, fmt.Errorf("internal error: the plan's buffers were released (it runs in batch chunks)")
+	}
 	for name, vi := range p.inputs {
 		t, ok := inputs[name]
 		if !ok {
