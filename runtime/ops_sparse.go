@@ -14,8 +14,9 @@ import (
 // store the weight in CSR form (see CSR). They never appear in exported
 // models.
 
-// SparseDomain is the domain of the runtime's internal sparse ops.
-const SparseDomain = "com.compressml"
+// SparseDomain is the domain of the runtime's internal sparse ops: the one
+// domain of every executor-only op (FusedDomain).
+const SparseDomain = FusedDomain
 
 // DefaultSparseThreshold is the smallest fraction of zero weights at which
 // SparsifyWeights, in its automatic mode, considers a layer for the sparse
