@@ -5,8 +5,9 @@ import (
 	"encoding/gob"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
+
+	"github.com/compressml/compress/internal/atomicfile"
 )
 
 // runState is the trainer's progress, saved in checkpoints.
@@ -48,7 +49,7 @@ func (t *trainer) saveCheckpoint(st *runState, best map[string][]float32) error 
 	if err := gob.NewEncoder(&buf).Encode(&cf); err != nil {
 		return fmt.Errorf("encoding checkpoint: %w", err)
 	}
-	return writeFileAtomic(t.cfg.Checkpoint, buf.Bytes())
+	return atomicfile.WriteBytes(t.cfg.Checkpoint, buf.Bytes())
 }
 
 func (t *trainer) loadCheckpoint(st *runState) error {
@@ -90,30 +91,5 @@ func (t *trainer) loadCheckpoint(st *runState) error {
 		copy(t.g.Params[name].T.F32, v)
 	}
 	*st = cf.State
-	return nil
-}
-
-// writeFileAtomic writes data to a temporary file beside path and renames
-// it over path, so that path never holds a partial file.
-func writeFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return err
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return err
-	}
 	return nil
 }

@@ -2,14 +2,15 @@ package finetune
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
+	"io"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 	"gonum.org/v1/plot/vg/vgimg"
+
+	"github.com/compressml/compress/internal/atomicfile"
 )
 
 // PlotHistory draws training and validation loss and accuracy per epoch
@@ -64,19 +65,8 @@ func PlotHistory(history []EpochStats, path string) error {
 	canvases := plot.Align([][]*plot.Plot{{lossPlot, accPlot}}, tiles, dc)
 	lossPlot.Draw(canvases[0][0])
 	accPlot.Draw(canvases[0][1])
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
+	return atomicfile.Write(path, func(w io.Writer) error {
+		_, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(w)
 		return err
-	}
-	tmp := f.Name()
-	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(f); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return err
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return os.Rename(tmp, path)
+	})
 }

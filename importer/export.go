@@ -3,14 +3,13 @@ package importer
 import (
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 
 	"google.golang.org/protobuf/proto"
 
 	"github.com/compressml/compress/importer/onnxpb"
+	"github.com/compressml/compress/internal/atomicfile"
 	"github.com/compressml/compress/runtime"
 )
 
@@ -271,36 +270,5 @@ func Save(g *runtime.Graph, path string) error {
 	return writeFileAtomic(path, data)
 }
 
-// writeFileAtomic writes data to a temporary file next to path and renames
-// it to path.
-func writeFileAtomic(path string, data []byte) (err error) {
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	f, err := os.CreateTemp(dir, "."+base+".tmp*")
-	if err != nil {
-		return fmt.Errorf("saving %s: %w", path, err)
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(tmp)
-			err = fmt.Errorf("saving %s: %w", path, err)
-		}
-	}()
-	if _, err = f.Write(data); err != nil {
-		return err
-	}
-	if err = f.Chmod(0o644); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
-}
+// writeFileAtomic writes data to path through a temporary file and rename.
+func writeFileAtomic(path string, data []byte) error { return atomicfile.WriteBytes(path, data) }
