@@ -18,7 +18,7 @@ func modelsCommand() *cli.Command {
 		Name:  "models",
 		Usage: "list and create the built-in architectures (MLP, LeNet-5, ResNet, MobileNet)",
 		Description: "Built-in architectures, freshly initialised (seeded), to train from scratch with\n" +
-			"'compress train' or to use as distillation students.\n\n" +
+			"'compress finetune' (nothing frozen), or to use as students.\n\n" +
 			"Examples:\n" +
 			"   compress models list\n" +
 			"   compress models new --arch lenet5 --input 1x28x28 --classes 10 -o lenet5.onnx",

@@ -46,7 +46,7 @@ func quantizeCommand() *cli.Command {
 			"   compress quantize --model mnist-8/model.onnx --calib-data mnist/ --out mnist-8-int8.onnx\n" +
 			"   compress quantize --model lenet.onnx --calib-data mnist/ --scale 0.00392157 \\\n" +
 			"       --calib-method percentile --max-drop 0.003 --eval-data mnist/ --out lenet-int8.onnx\n" +
-			"   compress quantize --model bert.onnx --mode dynamic --out bert-int8.onnx",
+			"   compress quantize --model mlp.onnx --mode dynamic --out mlp-int8.onnx",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "model", Aliases: []string{"m"}, Usage: "ONNX model `FILE` to quantize"},
 			&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Usage: "`FILE` to write the quantized model to"},
