@@ -1,10 +1,13 @@
 package runtime
 
 import (
+	"errors"
 	"fmt"
+	"math"
 	goruntime "runtime"
 
 	"github.com/compressml/compress/internal/parallel"
+	"github.com/compressml/compress/runtime/kernels"
 )
 
 // This file holds the quantised convolutions: QLinearConv (ONNX and
@@ -24,6 +27,7 @@ func init() {
 		Register(OpSpec{Type: "QLinearConv", Domain: dom, MinInputs: 8, MaxInputs: 9, Outputs: 1, Compile: compileQLinearConv})
 	}
 	Register(OpSpec{Type: "QConv", Domain: FusedDomain, MinInputs: 6, MaxInputs: 10, Outputs: 1, Compile: compileQLinearConv})
+	Register(OpSpec{Type: "QConvAdd", Domain: FusedDomain, MinInputs: 14, MaxInputs: 16, Outputs: 1, Compile: compileQConvAdd})
 	Register(OpSpec{Type: "ConvInteger", MinInputs: 2, MaxInputs: 4, Outputs: 1, Compile: compileConvInteger})
 }
 
@@ -50,6 +54,7 @@ type qconvKernel struct {
 	slots             int // tiles the workspace lets run concurrently
 	taps              []qTap
 	fast              *qconvFast // the int8 kernels' path, when it applies
+	res               *qResidual // QConvAdd's fused residual Add
 }
 
 // qTap is one kernel tap of the im2col: its channel (within the group) and
@@ -303,6 +308,17 @@ func (k *qconvKernel) MACs() int64 {
 }
 
 func (k *qconvKernel) Run(ctx *ExecContext, in, out []*Tensor) error {
+	if k.res != nil {
+		return k.runResidual(ctx, in, out)
+	}
+	return k.runConv(ctx, in, out, nil)
+}
+
+// runConv computes the convolution into out[0]. res, when set, is the
+// fused residual Add of QConvAdd for the batched kernels: out[0] then
+// receives the Add's output, or runConv returns errResidualFallback when
+// the batched kernels do not apply (the caller then applies the Add).
+func (k *qconvKernel) runConv(ctx *ExecContext, in, out []*Tensor, res *kernels.QConvResidual) error {
 	p := &k.params
 	if !k.constP {
 		p = &qParams{}
@@ -324,10 +340,19 @@ func (k *qconvKernel) Run(ctx *ExecContext, in, out []*Tensor) error {
 	ws := wsBytes(ctx.Workspace)
 	threads := max(ctx.Threads, 1)
 	if k.fast != nil {
+		if ran, err := k.fast.runBatch(k, p, x, flip, out[0], res, threads); ran || err != nil {
+			return err
+		}
+		if res != nil {
+			return errResidualFallback
+		}
 		if len(ws) < k.fast.scratch(k) {
 			return fmt.Errorf("workspace has %d bytes, the convolution needs %d", len(ws), k.fast.scratch(k))
 		}
 		return k.fast.run(k, p, x, flip, ws, out[0], threads)
+	}
+	if res != nil {
+		return errResidualFallback
 	}
 	tb := k.tileBytes()
 	if len(ws) < tb {
@@ -400,4 +425,127 @@ func (k *qconvKernel) im2colT(x []uint8, flip, pad uint8, p0, p1 int, dst []uint
 			}
 		}
 	}
+}
+
+// ---------------------------------------------------------------- QConvAdd
+
+// QConvAdd (com.compressml) is a QConv whose requantised uint8 output q
+// feeds a quantised residual Add, the QDQ pattern of a residual block that
+// FuseQDQ fuses:
+//
+//	z = Q(act(DQ(q) + DQ(r)))   (or the float act(DQ(q) + DQ(r)) without z_scale)
+//
+// Inputs 0-8 are QConv's (y_scale and y_zero_point, the parameters of q,
+// required; no float bias), then 9 r (uint8, the output's
+// shape), 10 r_scale, 11 r_zero_point, 12 q's DequantizeLinear scale and
+// 13 zero point, 14 z_scale and 15 z_zero_point (optional: float output
+// without them). Attribute residual_activation: "" or "Relu". All
+// parameters are constant: every (q, r) pair maps to one output value,
+// computed with the float32 operations of the unfused nodes
+// (kernels.QResidualU8, QResidualF32), so the fused op equals the unfused
+// graph exactly.
+
+// qResidual is the compiled residual Add of QConvAdd.
+type qResidual struct {
+	u8  *kernels.QResidualU8  // uint8 output
+	f32 *kernels.QResidualF32 // float output
+}
+
+// errResidualFallback reports that the batched kernels did not run, so the
+// residual must be applied separately.
+var errResidualFallback = errors.New("residual not fused")
+
+const (
+	qcaR, qcaRS, qcaRZ, qcaQS, qcaQZ, qcaZS, qcaZZ = 9, 10, 11, 12, 13, 14, 15
+)
+
+func compileQConvAdd(n *Node, in []ValueMeta) (Kernel, []ValueMeta, error) {
+	conv := *n
+	conv.Inputs = append(append([]string{}, n.Inputs[:9]...), "")
+	kin := append(append([]ValueMeta{}, in[:9]...), ValueMeta{})
+	kr, metas, err := compileQLinearConv(&conv, kin)
+	if err != nil {
+		return nil, nil, err
+	}
+	k := kr.(*qconvKernel)
+	if k.outKind != qoutQuant || k.outDT != Uint8 {
+		return nil, nil, fmt.Errorf("QConvAdd: the convolution must be requantised to uint8 (y_scale and a uint8 y_zero_point)")
+	}
+	r := metaAt(in, qcaR)
+	if r.DType != Uint8 || !SameShape(r.Shape, metas[0].Shape) {
+		return nil, nil, fmt.Errorf("QConvAdd: the residual must be uint8 of the output shape %v, got %v %v", metas[0].Shape, r.DType, r.Shape)
+	}
+	scalar := func(i int, name string, dt DType) (float32, int32, error) {
+		s, z := metaAt(in, i), metaAt(in, i+1)
+		if s.Const == nil || s.DType != Float32 || s.Const.Len() != 1 {
+			return 0, 0, fmt.Errorf("QConvAdd: %s scale must be a constant float32 scalar", name)
+		}
+		v := s.Const.F32[0]
+		if v == 0 || v != v || math.IsInf(float64(v), 0) {
+			return 0, 0, fmt.Errorf("QConvAdd: %s scale is %g; it must be finite and non-zero", name, v)
+		}
+		zp := int32(0)
+		if z.DType != Undefined {
+			if z.Const == nil || z.DType != dt || z.Const.Len() != 1 {
+				return 0, 0, fmt.Errorf("QConvAdd: %s zero point must be a constant %v scalar", name, dt)
+			}
+			zp = scalarZP(z.Const)
+		}
+		return v, zp, nil
+	}
+	sr, zr, err := scalar(qcaRS, "residual", Uint8)
+	if err != nil {
+		return nil, nil, err
+	}
+	sq, zq, err := scalar(qcaQS, "convolution output", Uint8)
+	if err != nil {
+		return nil, nil, err
+	}
+	act := n.AttrString("residual_activation", "")
+	if act != "" && act != "Relu" {
+		return nil, nil, fmt.Errorf("QConvAdd: residual_activation %q is not supported (\"\" or \"Relu\")", act)
+	}
+	relu := act == "Relu"
+	res := &qResidual{}
+	outDT := Float32
+	if metaAt(in, qcaZS).DType != Undefined {
+		sz, zz, err := scalar(qcaZS, "output", Uint8)
+		if err != nil {
+			return nil, nil, err
+		}
+		if res.u8, err = kernels.NewQResidualU8(zq, sq, zr, sr, sz, zz, relu); err != nil {
+			return nil, nil, fmt.Errorf("QConvAdd: %w", err)
+		}
+		outDT = Uint8
+	} else {
+		if res.f32, err = kernels.NewQResidualF32(zq, sq, zr, sr, relu); err != nil {
+			return nil, nil, fmt.Errorf("QConvAdd: %w", err)
+		}
+	}
+	k.res = res
+	return k, []ValueMeta{{DType: outDT, Shape: metas[0].Shape}}, nil
+}
+
+// runResidual runs QConvAdd: on the batched kernels with the table fused
+// into their output, or else the convolution into a temporary uint8
+// tensor and the table afterwards.
+func (k *qconvKernel) runResidual(ctx *ExecContext, in, out []*Tensor) error {
+	r := in[qcaR]
+	res := &kernels.QConvResidual{R: r.U8, U8: k.res.u8, F32: k.res.f32}
+	err := k.runConv(ctx, in, out, res)
+	if err != errResidualFallback {
+		return err
+	}
+	q := New(Uint8, out[0].Shape...)
+	if err := k.runConv(ctx, in, []*Tensor{q}, nil); err != nil {
+		return err
+	}
+	for i, v := range q.U8 {
+		if k.res.u8 != nil {
+			out[0].U8[i] = k.res.u8.Value(v, r.U8[i])
+			continue
+		}
+		out[0].F32[i] = k.res.f32.Value(v, r.U8[i])
+	}
+	return nil
 }

@@ -136,6 +136,9 @@ type qconvFast struct {
 	depthwise bool
 	dwW       []int8
 	dwZW      []int32
+	// batch runs whole batches (one group, weight zero points 0): see
+	// kernels.QConvBatch.
+	batch *kernels.QConvBatch
 }
 
 // newQConvFast prepares the kernels' path for k, or returns nil when it
@@ -170,7 +173,49 @@ func newQConvFast(k *qconvKernel) (*qconvFast, error) {
 		f.packed = append(f.packed, pa)
 		f.zw = append(f.zw, q.zb)
 	}
+	if k.group == 1 && allZeroI32(f.zw[0]) {
+		b, err := kernels.NewQConvBatch(f.shape, f.packed[0])
+		if err != nil {
+			return nil, err
+		}
+		f.batch = b
+	}
 	return f, nil
+}
+
+func allZeroI32(v []int32) bool {
+	for _, x := range v {
+		if x != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// runBatch runs the whole batch on f.batch when it applies (uint8 input,
+// an output stage the kernels apply completely) and reports whether it
+// ran. res, when set, is the fused residual Add.
+func (f *qconvFast) runBatch(k *qconvKernel, p *qParams, x []uint8, flip uint8, y *Tensor, res *kernels.QConvResidual, threads int) (bool, error) {
+	if f.batch == nil || flip != 0 {
+		return false, nil
+	}
+	t := y
+	if res != nil {
+		// The stage requantises to the convolution's uint8 values; the
+		// table writes y.
+		t = &Tensor{DType: Uint8, Shape: y.Shape}
+	}
+	o, post := p.st.kernelStage(t, 0, 0, 0, k.m)
+	if post != nil {
+		return false, nil
+	}
+	if res != nil {
+		o.U8, o.F32 = y.U8, y.F32
+	}
+	if err := f.batch.Run(k.n, x, p.za, &o, res, threads); err != nil {
+		return true, fmt.Errorf("int8 convolution: %w", err)
+	}
+	return true, nil
 }
 
 // convSlots bounds the images convolved concurrently.

@@ -24,6 +24,10 @@ import (
 //   - DQ -> MaxPool/Reshape/Flatten/Transpose/Squeeze/Unsqueeze/Identity -> Q
 //     with the same scale and zero point on both sides: the op runs on the
 //     8-bit values directly.
+//   - A residual Add after a fused convolution, QConv -> Q -> DQ ->
+//     Add(DQ(r)) (-> Relu) (-> Q): com.compressml QConvAdd, the Add
+//     computed in the convolution's output stage, exactly as the unfused
+//     float nodes compute it (fuseResidualAdds).
 //   - onnxruntime's dynamic quantisation, DynamicQuantizeLinear ->
 //     MatMulInteger/ConvInteger (constant weights) -> Cast(float) ->
 //     Mul(x_scale * w_scale) (-> Add(constant bias)) (-> Relu): one fused
@@ -95,6 +99,7 @@ func FuseQDQ(g *Graph) {
 		}
 	}
 	g.Nodes = kept
+	fuseResidualAdds(g)
 	RemoveDeadCode(g)
 }
 
@@ -833,6 +838,101 @@ func (f *qdqFuser) fuseDynamic(n *Node) *Node {
 		fused.Inputs = fused.Inputs[:9]
 	}
 	fused.Outputs = []string{y}
+	for _, a := range absorbed {
+		f.removed[a] = true
+	}
+	return fused
+}
+
+// ---------------------------------------------------------------- residual Add
+
+// fuseResidualAdds fuses the quantised residual Add of a residual block
+// into the convolution before it, after the QDQ fusion:
+//
+//	QConv(..) -> q (uint8) -> DQ -> Add(., DQ(r)) [-> Relu] [-> Q] => QConvAdd
+//
+// where q and its DQ have no other consumer, the parameters are constant
+// per-tensor uint8 ones and r is uint8. The fused op tabulates the Add for
+// every (q, r) pair, so its output equals the unfused chain's exactly.
+// With the Q the output is its uint8 value, otherwise the float value.
+func fuseResidualAdds(g *Graph) {
+	f := &qdqFuser{g: g, prod: g.Producers(), cons: g.Consumers(), removed: map[*Node]bool{}, replace: map[*Node]*Node{}}
+	f.inferTypes()
+	for _, n := range g.Nodes {
+		if n.OpType != "Add" || n.Domain != "" && n.Domain != "ai.onnx" || len(n.Inputs) != 2 || len(n.Outputs) != 1 {
+			continue
+		}
+		for which := 0; which < 2; which++ {
+			if r := f.fuseResidual(n, which); r != nil {
+				f.replace[n] = r
+				break
+			}
+		}
+	}
+	if len(f.replace) == 0 {
+		return
+	}
+	kept := g.Nodes[:0]
+	for _, n := range g.Nodes {
+		if r, ok := f.replace[n]; ok {
+			kept = append(kept, r)
+		} else if !f.removed[n] {
+			kept = append(kept, n)
+		}
+	}
+	g.Nodes = kept
+}
+
+// u8Scalar reports whether v has constant per-tensor parameters and a
+// uint8 value.
+func u8Scalar(v qval) bool { return v.perTensor && v.dt == Uint8 }
+
+// fuseResidual tries Add input which as the convolution side.
+func (f *qdqFuser) fuseResidual(add *Node, which int) *Node {
+	dq := f.prod[add.Inputs[which]]
+	if !isDQ(dq) || f.removed[dq] || f.only(dq.Outputs[0]) != add || add.Inputs[0] == add.Inputs[1] {
+		return nil
+	}
+	qv, ok := f.dequantized(dq.Outputs[0])
+	if !ok || !u8Scalar(qv) {
+		return nil
+	}
+	conv := f.prod[qv.q]
+	if conv == nil || conv.OpType != "QConv" || conv.Domain != FusedDomain || f.removed[conv] ||
+		len(conv.Inputs) > 9 && conv.Inputs[9] != "" || conv.Input(6) == "" || f.only(qv.q) != dq {
+		return nil
+	}
+	if zp := conv.Input(7); zp != "" {
+		if t := f.param(zp); t == nil || t.DType != Uint8 {
+			return nil
+		}
+	}
+	rv, ok := f.dequantized(add.Inputs[1-which])
+	if !ok || !u8Scalar(rv) {
+		return nil
+	}
+	fused := &Node{Name: conv.Name, OpType: "QConvAdd", Domain: FusedDomain, Attrs: map[string]Attr{}}
+	for k, v := range conv.Attrs {
+		fused.Attrs[k] = v
+	}
+	ins := append([]string{}, conv.Inputs[:9]...)
+	for len(ins) < 9 {
+		ins = append(ins, "")
+	}
+	fused.Inputs = append(ins, rv.q, rv.scaleName, rv.zpName, qv.scaleName, qv.zpName)
+	out := add.Outputs[0]
+	absorbed := []*Node{conv, dq}
+	if act := f.only(out); act != nil && act.OpType == "Relu" && (act.Domain == "" || act.Domain == "ai.onnx") && len(act.Outputs) == 1 {
+		fused.SetAttr("residual_activation", Attr{Kind: AttrString, S: "Relu"})
+		absorbed = append(absorbed, act)
+		out = act.Outputs[0]
+	}
+	if z, ok := f.quantized(out); ok && z.dt == Uint8 {
+		fused.Inputs = append(fused.Inputs, z.scaleName, z.zpName)
+		absorbed = append(absorbed, z.node)
+		out = z.q
+	}
+	fused.Outputs = []string{out}
 	for _, a := range absorbed {
 		f.removed[a] = true
 	}
