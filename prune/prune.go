@@ -212,19 +212,13 @@ func FineTune(ctx context.Context, g *rt.Graph, masks Masks, train, val data.Dat
 
 // NewExecutor returns an inference executor for g that runs Conv, Gemm and
 // MatMul layers with mostly zero weights on the runtime's sparse kernels:
-// with threshold 0 those past the break-even of their shape (see
-// runtime.SparsifyWeights), with threshold in (0, 1] every layer with at
-// least that fraction of zeros, above 1 none. g is not modified.
+// with threshold 0 those past the break-even of their shape (what
+// runtime.NewExecutor does by default, see runtime.SparsifyWeights), with
+// threshold in (0, 1] every layer with at least that fraction of zeros,
+// above 1 none. g is not modified.
 func NewExecutor(g *rt.Graph, threads int, threshold float64) (*rt.Executor, error) {
-	c := g.Clone()
-	if err := c.TopoSort(); err != nil {
-		return nil, err
+	if threshold < 0 {
+		return nil, fmt.Errorf("sparse threshold %g is negative: give 0 (sparse where faster), a fraction of zeros in (0, 1], or above 1 (never)", threshold)
 	}
-	if err := rt.Optimize(c); err != nil {
-		return nil, fmt.Errorf("optimising graph: %w", err)
-	}
-	if threshold <= 1 {
-		rt.SparsifyWeights(c, threshold)
-	}
-	return rt.NewExecutor(c, rt.Options{Threads: threads, NoOptimize: true})
+	return rt.NewExecutor(g, rt.Options{Threads: threads, NoSparse: threshold > 1, SparseThreshold: threshold})
 }

@@ -29,8 +29,10 @@
 //	out, err := ex.Run(ctx, map[string]*runtime.Tensor{"input": x})
 //
 // NewExecutor optimises a private copy of the graph (Optimize: constant
-// folding, BatchNorm folding, bias and activation fusion, dead-code
-// removal). Each distinct set of input shapes is compiled once into a Plan:
+// folding, BatchNorm folding, bias and activation fusion, QDQ fusion onto
+// the int8 kernels, dead-code removal, and sparse CSR kernels for Conv, Gemm
+// and MatMul layers whose weights are mostly zeros where those are faster;
+// Options.NoSparse turns that off). Each distinct set of input shapes is compiled once into a Plan:
 // constants are folded, kernels are compiled with weights prepacked, and
 // every intermediate value gets a buffer, reused as soon as the value is
 // dead (best fit by size), so that a run allocates only its returned

@@ -15,8 +15,16 @@ type Options struct {
 	Threads int
 	// NoOptimize runs the graph exactly as given, without the inference passes
 	// of Optimize (constant folding, BatchNorm folding, bias and activation
-	// fusion, dead-code removal).
+	// fusion, dead-code removal, sparse kernels).
 	NoOptimize bool
+	// NoSparse keeps every layer on the dense kernels. By default Conv,
+	// Gemm and MatMul layers whose constant weights are mostly zeros run on
+	// the CSR kernels where these are faster (see SparsifyWeights).
+	NoSparse bool
+	// SparseThreshold, in (0, 1], runs every such layer with at least this
+	// fraction of zero weights on the sparse kernels; 0 (the default)
+	// picks them where measured faster for the layer's shape and batch.
+	SparseThreshold float64
 }
 
 // Executor runs a Graph. It compiles one Plan per distinct set of input
@@ -73,7 +81,7 @@ func NewExecutor(g *Graph, opts Options) (*Executor, error) {
 		return nil, err
 	}
 	if !opts.NoOptimize {
-		if err := Optimize(eg); err != nil {
+		if err := optimize(eg, opts); err != nil {
 			return nil, fmt.Errorf("optimising graph: %w", err)
 		}
 		FuseConvResidual(eg)

@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/compressml/compress/internal/parallel"
 )
@@ -79,11 +80,14 @@ func init() {
 // depthwise), Gemm and MatMul whose weight is a float32 parameter with at
 // least minSparsity of its values exactly zero into its sparse form of
 // domain SparseDomain, and returns the number of nodes rewritten. With
-// minSparsity <= 0 (automatic) it considers layers with at least
-// DefaultSparseThreshold zeros and each kernel, once the batch is known,
-// runs sparse only past the break-even of its shape; with minSparsity > 0
-// the rewritten layers always run sparse. Run it after Optimize on an
-// executor's own copy: the sparse ops are not ONNX.
+// minSparsity <= 0 (automatic, what Optimize and so every executor does
+// by default) it considers layers with at least DefaultSparseThreshold
+// zeros (convolutions: the lowest break-even of sparseBreakEven) and each
+// kernel, once the batch is known, runs sparse only past the break-even of
+// its shape (the choice depends on shapes only: it is deterministic);
+// with minSparsity > 0 the rewritten layers always run sparse. It runs on
+// an executor's own copy (the sparse ops are not ONNX), after the other
+// passes of Optimize; a node already rewritten is left as it is.
 func SparsifyWeights(g *Graph, minSparsity float64) int {
 	auto := minSparsity <= 0
 	if auto {
@@ -114,7 +118,11 @@ func SparsifyWeights(g *Graph, minSparsity float64) int {
 		default:
 			continue
 		}
-		if zeroFraction(w.F32) < minSparsity {
+		zf := zeroFraction(w.F32)
+		if zf < minSparsity || auto && zf < sparseBreakEven(n.OpType, math.MaxInt) {
+			// Automatic mode leaves a layer dense that no batch would run
+			// sparse (a Conv below its lowest break-even), so that the
+			// executor's dense fusions (FuseConvResidual) still apply.
 			continue
 		}
 		n.Domain = SparseDomain

@@ -128,7 +128,7 @@ func TestSparsifyWeights(t *testing.T) {
 	}
 	g.Outputs = []ValueInfo{{Name: "y", DType: Float32, Shape: []int{-1, 10}}}
 	x := sparseRand(r, 0, 2, 3, 8, 8)
-	dense, err := NewExecutor(g, Options{Threads: 2})
+	dense, err := NewExecutor(g, Options{Threads: 2, NoSparse: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +137,7 @@ func TestSparsifyWeights(t *testing.T) {
 		t.Fatal(err)
 	}
 	sg := g.Clone()
-	if err := Optimize(sg); err != nil {
+	if err := optimize(sg, Options{NoSparse: true}); err != nil {
 		t.Fatal(err)
 	}
 	if n := SparsifyWeights(sg, 0.5); n != 2 {
@@ -180,31 +180,37 @@ func BenchmarkCSRMulDense(b *testing.B) {
 }
 
 // TestSparseAuto: in automatic mode a kernel runs sparse only past the
-// break-even of its shape.
+// break-even of its shape, and a layer no batch would run sparse (a
+// convolution below 0.9) is not even rewritten.
 func TestSparseAuto(t *testing.T) {
 	r := rand.New(rand.NewPCG(5, 6))
 	tests := []struct {
-		name   string
-		op     string
-		x, w   *Tensor
-		sparse bool
+		name      string
+		op        string
+		x, w      *Tensor
+		rewritten bool
+		sparse    bool
 	}{
-		{"gemm batch 32 at 0.75", "Gemm", sparseRand(r, 0, 32, 64), sparseRand(r, 0.75, 64, 48), true},
-		{"gemm batch 1 at 0.75", "Gemm", sparseRand(r, 0, 1, 64), sparseRand(r, 0.75, 64, 48), false},
-		{"gemm batch 1 at 0.95", "Gemm", sparseRand(r, 0, 1, 64), sparseRand(r, 0.95, 64, 48), true},
-		{"matmul batch 4 at 0.75", "MatMul", sparseRand(r, 0, 4, 64), sparseRand(r, 0.75, 64, 48), false},
-		{"small conv at 0.9", "Conv", sparseRand(r, 0, 1, 4, 8, 8), sparseRand(r, 0.9, 8, 4, 3, 3), false},
-		{"small conv at 0.97", "Conv", sparseRand(r, 0, 1, 4, 8, 8), sparseRand(r, 0.97, 8, 4, 3, 3), true},
-		{"large conv at 0.8", "Conv", sparseRand(r, 0, 1, 32, 32, 32), sparseRand(r, 0.8, 32, 32, 3, 3), false},
-		{"large conv at 0.92", "Conv", sparseRand(r, 0, 1, 32, 32, 32), sparseRand(r, 0.92, 32, 32, 3, 3), true},
+		{"gemm batch 32 at 0.75", "Gemm", sparseRand(r, 0, 32, 64), sparseRand(r, 0.75, 64, 48), true, true},
+		{"gemm batch 1 at 0.75", "Gemm", sparseRand(r, 0, 1, 64), sparseRand(r, 0.75, 64, 48), true, false},
+		{"gemm batch 1 at 0.95", "Gemm", sparseRand(r, 0, 1, 64), sparseRand(r, 0.95, 64, 48), true, true},
+		{"gemm at 0.5", "Gemm", sparseRand(r, 0, 32, 64), sparseRand(r, 0.5, 64, 48), false, false},
+		{"matmul batch 4 at 0.75", "MatMul", sparseRand(r, 0, 4, 64), sparseRand(r, 0.75, 64, 48), true, false},
+		{"small conv at 0.92", "Conv", sparseRand(r, 0, 1, 4, 8, 8), sparseRand(r, 0.92, 8, 4, 3, 3), true, false},
+		{"small conv at 0.97", "Conv", sparseRand(r, 0, 1, 4, 8, 8), sparseRand(r, 0.97, 8, 4, 3, 3), true, true},
+		{"large conv at 0.8", "Conv", sparseRand(r, 0, 1, 32, 32, 32), sparseRand(r, 0.8, 32, 32, 3, 3), false, false},
+		{"large conv at 0.92", "Conv", sparseRand(r, 0, 1, 32, 32, 32), sparseRand(r, 0.92, 32, 32, 3, 3), true, true},
 	}
 	for _, tc := range tests {
 		g := NewGraph("auto")
 		g.AddParam("w", tc.w, false)
 		n := &Node{Name: "n", OpType: tc.op, Inputs: []string{"x", "w"}, Outputs: []string{"y"}}
 		g.Nodes = []*Node{n}
-		if SparsifyWeights(g, 0) != 1 {
-			t.Fatalf("%s: not rewritten", tc.name)
+		if got := SparsifyWeights(g, 0) == 1; got != tc.rewritten {
+			t.Errorf("%s: rewritten %v, want %v", tc.name, got, tc.rewritten)
+		}
+		if !tc.rewritten {
+			continue
 		}
 		k, _, err := CompileNode(n, []ValueMeta{{DType: Float32, Shape: tc.x.Shape}, {DType: Float32, Shape: tc.w.Shape, Const: tc.w}})
 		if err != nil {
@@ -215,5 +221,98 @@ func TestSparseAuto(t *testing.T) {
 		if (lin || conv) != tc.sparse {
 			t.Errorf("%s: kernel %T, want sparse=%v", tc.name, k, tc.sparse)
 		}
+	}
+}
+
+// TestExecutorPicksSparse: the default executor (what `compress run`,
+// `eval` and `bench` use) runs a mostly-zero layer on the sparse kernel
+// by itself where that is faster (seen in the planned multiply-adds,
+// which count the nonzeros only), Options.NoSparse keeps it dense, the
+// outputs agree within float tolerance, and the sparse result does not
+// depend on the number of threads.
+func TestExecutorPicksSparse(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	const in, hidden, out = 128, 256, 10
+	w1, w2 := sparseRand(r, 0.9, hidden, in), sparseRand(r, 0.9, out, hidden)
+	g := NewGraph("mlp")
+	g.Inputs = []ValueInfo{{Name: "x", DType: Float32, Shape: []int{-1, in}}}
+	g.Outputs = []ValueInfo{{Name: "y", DType: Float32, Shape: []int{-1, out}}}
+	g.AddParam("w1", w1, false)
+	g.AddParam("b1", sparseRand(r, 0, hidden), false)
+	g.AddParam("w2", w2, false)
+	trans := map[string]Attr{"transB": {Kind: AttrInt, I: 1}}
+	g.Nodes = []*Node{
+		{Name: "fc1", OpType: "Gemm", Inputs: []string{"x", "w1", "b1"}, Outputs: []string{"h"}, Attrs: trans},
+		{Name: "relu", OpType: "Relu", Inputs: []string{"h"}, Outputs: []string{"a"}},
+		{Name: "fc2", OpType: "Gemm", Inputs: []string{"a", "w2"}, Outputs: []string{"y"}, Attrs: trans},
+	}
+	nnz := func(w *Tensor) int64 { return int64(w.Len()) - int64(math.Round(zeroFraction(w.F32)*float64(w.Len()))) }
+	tests := []struct {
+		name   string
+		opts   Options
+		batch  int
+		sparse bool
+	}{
+		{"default, batch 32", Options{Threads: 1}, 32, true},
+		{"default, batch 32, 2 threads", Options{Threads: 2}, 32, true},
+		{"default, batch 1 (past the matrix-vector break-even too)", Options{Threads: 1}, 1, true},
+		{"NoSparse", Options{Threads: 1, NoSparse: true}, 32, false},
+		{"threshold above the sparsity", Options{Threads: 1, SparseThreshold: 0.95}, 32, false},
+		{"NoOptimize", Options{Threads: 1, NoOptimize: true}, 32, false},
+	}
+	results := map[int][]float32{} // batch -> sparse output of the first run
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ex, err := NewExecutor(g, tc.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := ex.Plan(map[string][]int{"x": {tc.batch, in}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var macs int64
+			for _, pn := range p.Nodes {
+				macs += pn.MACs
+			}
+			b := int64(tc.batch)
+			want := b * (hidden*in + out*hidden)
+			if tc.sparse {
+				want = b * (nnz(w1) + nnz(w2))
+			}
+			if macs != want {
+				t.Errorf("planned %d multiply-adds, want %d (sparse %v)", macs, want, tc.sparse)
+			}
+			x := sparseRand(rand.New(rand.NewPCG(uint64(tc.batch), 1)), 0, tc.batch, in)
+			got, err := ex.Run(context.Background(), map[string]*Tensor{"x": x})
+			if err != nil {
+				t.Fatal(err)
+			}
+			rex, err := NewExecutor(g, Options{Threads: 1, NoOptimize: true}) // the graph as it is: dense
+			if err != nil {
+				t.Fatal(err)
+			}
+			ref, err := rex.Run(context.Background(), map[string]*Tensor{"x": x})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, v := range got["y"].F32 {
+				if d := math.Abs(float64(v - ref["y"].F32[i])); d > 1e-4*(1+math.Abs(float64(ref["y"].F32[i]))) {
+					t.Fatalf("y[%d] = %g, want %g", i, v, ref["y"].F32[i])
+				}
+			}
+			if !tc.sparse {
+				return
+			}
+			if first, ok := results[tc.batch]; !ok {
+				results[tc.batch] = got["y"].F32
+			} else {
+				for i, v := range got["y"].F32 {
+					if math.Float32bits(v) != math.Float32bits(first[i]) {
+						t.Fatalf("y[%d] = %g differs from the first sparse run's %g: not deterministic", i, v, first[i])
+					}
+				}
+			}
+		})
 	}
 }

@@ -8,15 +8,23 @@ import (
 
 // Optimize rewrites g in place for inference: constant folding, BatchNorm
 // folding into a preceding Conv or Gemm, bias and activation fusion into
-// Conv and Gemm, and dead-code removal. Trainable parameters are treated as
-// constants too, so run it on a copy of a graph that is being trained.
+// Conv and Gemm, dead-code removal, and last SparsifyWeights in its
+// automatic mode, so that Conv, Gemm and MatMul layers whose weights are
+// mostly zeros (after unstructured pruning) run on the sparse kernels
+// where these are faster for their shape. Trainable parameters are treated
+// as constants too, so run it on a copy of a graph that is being trained.
 //
 // Activation fusion sets the attributes "activation" (the op type, e.g.
 // "Relu"), and for some activations "activation_alpha", "activation_beta"
-// on the Conv or Gemm node; such nodes are for the executor only and are not
-// valid ONNX. Use FoldConstants, FoldBatchNorm and RemoveDeadCode alone for
-// graphs that are exported.
-func Optimize(g *Graph) error {
+// on the Conv or Gemm node, and sparse layers become ops of SparseDomain;
+// such nodes are for the executor only and are not valid ONNX. Use
+// FoldConstants, FoldBatchNorm and RemoveDeadCode alone for graphs that
+// are exported.
+func Optimize(g *Graph) error { return optimize(g, Options{}) }
+
+// optimize is Optimize with the sparse-kernel choice of opts: none with
+// NoSparse, else SparsifyWeights(g, opts.SparseThreshold).
+func optimize(g *Graph, opts Options) error {
 	FuseQDQ(g) // before FoldConstants, which would fold the weights' DequantizeLinear
 	if err := FoldConstants(g); err != nil {
 		return err
@@ -25,6 +33,9 @@ func Optimize(g *Graph) error {
 	FuseBias(g)
 	FuseActivations(g)
 	RemoveDeadCode(g)
+	if !opts.NoSparse {
+		SparsifyWeights(g, opts.SparseThreshold) // after BatchNorm folding: the weights are final
+	}
 	return nil
 }
 

@@ -32,6 +32,7 @@ func benchCommand() *cli.Command {
 			&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "seed of the random inputs"},
 			&cli.BoolFlag{Name: "json", Usage: "print one JSON object (fields latency_p50_ms, latency_p95_ms, throughput_samples_per_sec, ...)"},
 			threadsFlag(),
+			noSparseFlag(),
 		},
 		Action: benchAction,
 	}
@@ -71,7 +72,7 @@ func benchAction(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("bench: %w", err)
 	}
-	ex, err := rt.NewExecutor(g, rt.Options{Threads: th})
+	ex, err := rt.NewExecutor(g, rt.Options{Threads: th, NoSparse: c.Bool("no-sparse")})
 	if err != nil {
 		return fmt.Errorf("bench: %s: %w", modelPath, err)
 	}

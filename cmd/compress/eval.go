@@ -76,6 +76,7 @@ func evalCommand() *cli.Command {
 			&cli.StringFlag{Name: "output", Usage: "model output `NAME` holding class scores or predictions (default: the first output)"},
 			&cli.BoolFlag{Name: "json", Usage: "print one JSON object (fields accuracy, top5_accuracy, roc_auc, confusion_matrix, ...; mse, mae, r2 for regression)"},
 			threadsFlag(),
+			noSparseFlag(),
 		},
 		Action: evalAction,
 	}
@@ -169,7 +170,7 @@ func evalAction(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("eval: %w", err)
 	}
-	ex, err := rt.NewExecutor(g, rt.Options{Threads: th})
+	ex, err := rt.NewExecutor(g, rt.Options{Threads: th, NoSparse: c.Bool("no-sparse")})
 	if err != nil {
 		return fmt.Errorf("eval: %s: %w", modelPath, err)
 	}

@@ -196,6 +196,11 @@ func threadsFlag() cli.Flag {
 	return &cli.IntFlag{Name: "threads", Usage: "number of threads kernels use (0: one per CPU core)", Value: 0}
 }
 
+// noSparseFlag is the --no-sparse flag of the commands that run models.
+func noSparseFlag() cli.Flag {
+	return &cli.BoolFlag{Name: "no-sparse", Usage: "run every layer on the dense kernels (by default layers with mostly zero weights run on sparse kernels where that is faster)"}
+}
+
 // threads validates --threads.
 func threads(c *cli.Context) (int, error) {
 	t := c.Int("threads")

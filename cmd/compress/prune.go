@@ -46,7 +46,8 @@ func pruneCommand() *cli.Command {
 			"--exclude P (a glob or /regexp/ over node and weight names, repeatable) keeps more.\n" +
 			"--plan FILE (from 'compress sensitivity') gives layers their own sparsity.\n\n" +
 			"Layers with mostly zero weights run on sparse kernels (CSR) where that is faster\n" +
-			"(--sparse-threshold); the written model is standard ONNX.\n\n" +
+			"(--sparse-threshold), here and in 'compress run', 'eval' and 'bench'; the written\n" +
+			"model is standard ONNX.\n\n" +
 			"With --data the model is evaluated on the test split before and after, and\n" +
 			"fine-tuned on the training split after pruning (flags as for 'compress finetune';\n" +
 			"--epochs 0 skips fine-tuning) with the masks in force, so pruned weights stay exactly\n" +
@@ -205,6 +206,9 @@ func pruneAction(c *cli.Context) error {
 		return fmt.Errorf("prune: %w", err)
 	}
 	thresh := c.Float64("sparse-threshold")
+	if thresh < 0 {
+		return fmt.Errorf("prune: --sparse-threshold %g: give 0 (sparse kernels where measured faster), a fraction of zeros in (0, 1], or above 1 (never)", thresh)
+	}
 
 	// Fine-tuning configuration (--epochs 0: evaluate only).
 	dataPath := c.String("data")

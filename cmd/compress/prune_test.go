@@ -85,6 +85,7 @@ func TestPruneErrors(t *testing.T) {
 		{[]string{"--sparsity", "0.5", "--exclude", "nothing*"}, `--exclude "nothing*" matches no prunable layer`},
 		{[]string{"--sparsity", "0.5", "--method", "random"}, `method "random"`},
 		{[]string{"--sparsity", "0.5", "--schedule", "cosine"}, `--schedule "cosine": use oneshot or gradual`},
+		{[]string{"--sparsity", "0.5", "--sparse-threshold", "-1"}, "--sparse-threshold -1: give 0"},
 	}
 	for _, tc := range tests {
 		args := append([]string{"prune", "--model", model, "--out", out, "--bench-time", "0"}, tc.args...)

@@ -39,6 +39,7 @@ func runCommand() *cli.Command {
 			&cli.StringFlag{Name: "format", Value: "pb", Usage: "file format for outputs saved to a directory: pb or npy"},
 			&cli.IntFlag{Name: "values", Value: 10, Usage: "number of leading values printed per output"},
 			threadsFlag(),
+			noSparseFlag(),
 		},
 		Action: runAction,
 	}
@@ -68,7 +69,7 @@ func runAction(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("run: %w", err)
 	}
-	ex, err := rt.NewExecutor(g, rt.Options{Threads: th})
+	ex, err := rt.NewExecutor(g, rt.Options{Threads: th, NoSparse: c.Bool("no-sparse")})
 	if err != nil {
 		return fmt.Errorf("run: %s: %w", modelPath, err)
 	}
