@@ -445,7 +445,33 @@ func perSampleOp(n *Node, pn *Plan, carries, isConst func(string) bool) bool {
 		return v, err == nil
 	}
 	if n.Domain == FusedDomain {
-		return n.OpType == "FusedConv" && inputsOK(true)
+		switch n.OpType {
+		case "FusedConv", "QConv", "QConvAdd":
+			return inputsOK(true)
+		case "QGemm":
+			// Rows are samples; every other input is a constant.
+			if n.AttrInt("transA", 0) != 0 || !carries(n.Input(0)) || len(meta(n.Input(0)).Shape) != 2 {
+				return false
+			}
+			for _, name := range n.Inputs[1:] {
+				if name != "" && !isConst(name) {
+					return false
+				}
+			}
+			return true
+		}
+		return false
+	}
+	if n.OpType == "QuantizeLinear" || n.OpType == "DequantizeLinear" {
+		// Constant per-tensor parameters, or per channel on an axis other
+		// than the batch.
+		if n.Domain != "" && n.Domain != "ai.onnx" || !carries(n.Input(0)) || !isConst(n.Input(1)) || n.Input(2) != "" && !isConst(n.Input(2)) {
+			return false
+		}
+		if meta(n.Input(1)).Const.Len() == 1 {
+			return true
+		}
+		return axis("axis", 1, len(meta(n.Input(0)).Shape)) != 0
 	}
 	if n.Domain != "" && n.Domain != "ai.onnx" {
 		return false

@@ -3,6 +3,7 @@ package runtime
 import (
 	"context"
 	"math"
+	"math/rand/v2"
 	"testing"
 )
 
@@ -178,6 +179,34 @@ func TestBatchSplitFootprint(t *testing.T) {
 	for _, sp := range ex.splits {
 		if sp != nil {
 			t.Fatal("split with weights beyond the budget")
+		}
+	}
+}
+
+// TestBatchSplitQuantized checks that the fused int8 ops (QConv, QConvAdd
+// and the Quantize/DequantizeLinear around them) are split by sample and
+// give exactly the whole-batch outputs.
+func TestBatchSplitQuantized(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 7))
+	g := residualModel(r, 4, 14)
+	x := New(Float32, 8, 4, 14, 14)
+	for i := range x.F32 {
+		x.F32[i] = float32(r.NormFloat64() * 2)
+	}
+	for _, threads := range []int{1, 2} {
+		split, whole, chunked := runSplit(t, g.Clone(), x, threads, 3)
+		if !chunked {
+			t.Fatalf("threads %d: the quantized graph was not split", threads)
+		}
+		for i, v := range whole["y1"].U8 {
+			if split["y1"].U8[i] != v {
+				t.Fatalf("threads %d: y1[%d] = %d split, %d whole", threads, i, split["y1"].U8[i], v)
+			}
+		}
+		for i, v := range whole["y2"].F32 {
+			if split["y2"].F32[i] != v {
+				t.Fatalf("threads %d: y2[%d] = %g split, %g whole", threads, i, split["y2"].F32[i], v)
+			}
 		}
 	}
 }
