@@ -15,8 +15,8 @@
 #     rounds) and a check that onnxruntime runs the pruned files with our
 #     outputs (prune/resnet_ort_test.go, build tag ort).
 #
-# Needs: the trained model (MODEL, default /tmp/rn/resnet8-fashion.onnx,
-# made with `compress models new --arch resnet --input 1x28x28 --classes 10
+# Needs: the trained model (MODEL, default
+# testdata/pretrained/resnet8-fashion.onnx, made with `compress models new --arch resnet --input 1x28x28 --classes 10
 # --seed 0` then `compress finetune --epochs 8 --batch 64 --optimizer adam
 # --lr 2e-3 --schedule cosine --scale 1/255 --seed 0`), Fashion-MNIST
 # (FASHION), Debian's python3-torch and python3-onnx (/usr/bin/python3),
@@ -25,7 +25,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-model=${MODEL:-/tmp/rn/resnet8-fashion.onnx}
+model=${MODEL:-$root/testdata/pretrained/resnet8-fashion.onnx}
 fashion=${FASHION:-/usr/share/datasets/fashion-mnist}
 threads=${THREADS:-2}
 steps=${STEPS:-4}
