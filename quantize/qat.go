@@ -57,35 +57,10 @@ func PrepareQAT(ctx context.Context, g *rt.Graph, calib data.Dataset, cfg Config
 	if calib == nil || calib.Len() == 0 {
 		return nil, errors.New("quantize: quantisation-aware training needs calibration data for the activation ranges; give a non-empty training set")
 	}
-	fg, err := prepare(g)
+	fg, layers, params, count, err := calibrateLayers(ctx, g, calib, &cfg)
 	if err != nil {
 		return nil, err
 	}
-	layers := findLayers(fg, cfg.Keep)
-	if len(layers) == 0 {
-		return nil, errors.New("quantize: the model has no Conv, Gemm or MatMul node with constant float weights to quantise")
-	}
-	var names []string
-	seen := map[string]bool{}
-	for _, l := range layers {
-		for _, t := range []string{l.in, l.out} {
-			if !seen[t] {
-				seen[t] = true
-				names = append(names, t)
-			}
-		}
-	}
-	obs, count, err := calibrate(ctx, fg, calib, &cfg, names)
-	if err != nil {
-		return nil, err
-	}
-	params := map[string]qparams{}
-	for _, name := range names {
-		lo, hi := obs[name].Range(cfg.Method, cfg.Percentile, 256)
-		s, zp := ActParams(lo, hi, cfg.SymmetricActivations)
-		params[name] = qparams{s, zp}
-	}
-	propagateMoves(fg, layers, params)
 	ptq, _, err := buildQDQ(fg, layers, params, map[*layer]bool{}, &cfg)
 	if err != nil {
 		return nil, err

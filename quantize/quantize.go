@@ -399,23 +399,18 @@ type qparams struct {
 	zp    int
 }
 
-// Static quantises g after calibration on calib (static post-training
-// quantisation in QDQ format). It returns the quantised graph and a report
-// with each layer's parameters and SQNR. g is not modified.
-func Static(ctx context.Context, g *rt.Graph, calib data.Dataset, cfg Config) (*rt.Graph, *Report, error) {
-	if err := cfg.fill(); err != nil {
-		return nil, nil, fmt.Errorf("quantize: %w", err)
-	}
-	if calib == nil || calib.Len() == 0 {
-		return nil, nil, errors.New("quantize: static quantisation needs calibration data (100 to 1000 representative inputs); give some, or use dynamic mode")
-	}
+// calibrateLayers prepares a float copy of g (BatchNorm folded, activations
+// fused), finds the layers to quantise, observes their input and output
+// activations on calib and returns each activation's quantisation
+// parameters, with the number of calibration examples used.
+func calibrateLayers(ctx context.Context, g *rt.Graph, calib data.Dataset, cfg *Config) (*rt.Graph, []*layer, map[string]qparams, int, error) {
 	fg, err := prepare(g)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, 0, err
 	}
 	layers := findLayers(fg, cfg.Keep)
 	if len(layers) == 0 {
-		return nil, nil, errors.New("quantize: the model has no Conv, Gemm or MatMul node with constant float weights to quantise")
+		return nil, nil, nil, 0, errors.New("quantize: the model has no Conv, Gemm or MatMul node with constant float weights to quantise")
 	}
 	var names []string
 	seen := map[string]bool{}
@@ -427,9 +422,9 @@ func Static(ctx context.Context, g *rt.Graph, calib data.Dataset, cfg Config) (*
 			}
 		}
 	}
-	obs, count, err := calibrate(ctx, fg, calib, &cfg, names)
+	obs, count, err := calibrate(ctx, fg, calib, cfg, names)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, 0, err
 	}
 	params := map[string]qparams{}
 	for _, name := range names {
@@ -438,6 +433,23 @@ func Static(ctx context.Context, g *rt.Graph, calib data.Dataset, cfg Config) (*
 		params[name] = qparams{s, zp}
 	}
 	propagateMoves(fg, layers, params)
+	return fg, layers, params, count, nil
+}
+
+// Static quantises g after calibration on calib (static post-training
+// quantisation in QDQ format). It returns the quantised graph and a report
+// with each layer's parameters and SQNR. g is not modified.
+func Static(ctx context.Context, g *rt.Graph, calib data.Dataset, cfg Config) (*rt.Graph, *Report, error) {
+	if err := cfg.fill(); err != nil {
+		return nil, nil, fmt.Errorf("quantize: %w", err)
+	}
+	if calib == nil || calib.Len() == 0 {
+		return nil, nil, errors.New("quantize: static quantisation needs calibration data (100 to 1000 representative inputs); give some, or use dynamic mode")
+	}
+	fg, layers, params, count, err := calibrateLayers(ctx, g, calib, &cfg)
+	if err != nil {
+		return nil, nil, err
+	}
 	rep := &Report{Mode: ModeStatic, Method: cfg.Method, CalibExamples: count}
 	floatSet := map[*layer]bool{}
 	qg, lreps, err := buildQDQ(fg, layers, params, floatSet, &cfg)
