@@ -66,9 +66,11 @@ func main() {
 	interleave()
 	axpyI32()
 	widenU8()
-	stageI32()
-	stageF32()
-	stageQ()
+	for _, w := range []int{8, 16} {
+		stageI32(w)
+		stageF32(w)
+		stageQ(w)
+	}
 	Generate()
 }
 
@@ -684,17 +686,47 @@ type stage struct {
 	vary              []int     // flags that select loop variants
 	outBytes          int       // output bytes per element
 	adv               func(int) // advances stage-specific column pointers
+	w                 int       // columns per iteration: 8 (AVX2) or 16 (AVX-512)
 }
 
-// corrected computes v = acc + r + c (+ x*y) for 8 columns into v; Y14 holds
-// r and Y13 x.
+// vec returns vector register i of the stage's width (Yi or Zi).
+func (s *stage) vec(i int) VecPhysical {
+	if s.w == 16 {
+		return zmm(i)
+	}
+	return ymm(i)
+}
+
+// store writes the whole vector v to m.
+func (s *stage) store(v VecPhysical, m Mem) {
+	if s.w == 16 {
+		VMOVDQU32(v, m)
+	} else {
+		VMOVDQU(v, m)
+	}
+}
+
+// stageName returns the name of the stage kernel of width w.
+func stageName(base string, w int) string {
+	if w == 16 {
+		return base + "AVX512"
+	}
+	return base + "AVX2"
+}
+
+// corrected computes v = acc + r + c (+ x*y) for w columns into v; vector
+// 14 holds r and 13 x.
 func (s *stage) corrected(hasY bool, v VecPhysical) {
-	VMOVDQU(Mem{Base: s.acc}, v)
+	if s.w == 16 {
+		VMOVDQU32(Mem{Base: s.acc}, v)
+	} else {
+		VMOVDQU(Mem{Base: s.acc}, v)
+	}
 	VPADDD(Mem{Base: s.c}, v, v)
-	VPADDD(Y14, v, v)
+	VPADDD(s.vec(14), v, v)
 	if hasY {
-		VPMULLD(Mem{Base: s.y}, Y13, Y12)
-		VPADDD(Y12, v, v)
+		VPMULLD(Mem{Base: s.y}, s.vec(13), s.vec(12))
+		VPADDD(s.vec(12), v, v)
 	}
 }
 
@@ -721,9 +753,9 @@ func (s *stage) rows(setup func(), body func(f int)) {
 	CMPQ(s.row, rows)
 	JGE(LabelRef(name + "_end"))
 	rp := Load(Param("r"), GP64())
-	VPBROADCASTD(Mem{Base: rp, Index: s.row, Scale: 4}, Y14)
+	VPBROADCASTD(Mem{Base: rp, Index: s.row, Scale: 4}, s.vec(14))
 	xp := Load(Param("x"), GP64())
-	VPBROADCASTD(Mem{Base: xp, Index: s.row, Scale: 4}, Y13)
+	VPBROADCASTD(Mem{Base: xp, Index: s.row, Scale: 4}, s.vec(13))
 	setup()
 	s.n = Load(Param("n"), GP64())
 	s.acc = s.rowPtr("acc", "ldacc", 4)
@@ -770,16 +802,16 @@ func (s *stage) loops(flags Register, body func(f int)) {
 		TESTQ(s.n, s.n)
 		JE(LabelRef(name + "_next"))
 		body(f)
-		ADDQ(U8(32), s.acc)
-		ADDQ(U8(32), s.c)
+		ADDQ(U8(4*s.w), s.acc)
+		ADDQ(U8(4*s.w), s.c)
 		if f&flagHasY != 0 {
-			ADDQ(U8(32), s.y)
+			ADDQ(U8(4*s.w), s.y)
 		}
-		ADDQ(U8(8*s.outBytes), s.out)
+		ADDQ(U8(s.w*s.outBytes), s.out)
 		if s.adv != nil {
 			s.adv(f)
 		}
-		SUBQ(U8(8), s.n)
+		SUBQ(U8(s.w), s.n)
 		JMP(LabelRef(lbl + "_loop"))
 		if cmb < combos-1 {
 			Label(next)
@@ -789,113 +821,141 @@ func (s *stage) loops(flags Register, body func(f int)) {
 
 const stageCommon = "rows, n int, acc *int32, ldacc int, c, y, r, x *int32, "
 
-func newStage(name, sig string, outBytes int, vary ...int) *stage {
+func newStage(name, sig string, w, outBytes int, vary ...int) *stage {
 	TEXT(name, NOSPLIT, "func("+stageCommon+sig+")")
 	Pragma("noescape")
-	return &stage{name: name, vary: vary, outBytes: outBytes}
+	return &stage{name: name, vary: vary, outBytes: outBytes, w: w}
 }
 
-// stageI32 emits the int32 output stage.
-func stageI32() {
-	s := newStage("qStageI32AVX2", "lo int32, flags uint64, out *int32, ldo int", 4, flagHasY)
-	Doc(s.name+" writes max(acc+r+c (+x*y), lo) for rows x n (n a multiple of 8)",
-		"outputs; see qStageI32Generic and the stage type of the generator.")
-	broadcastParam("lo", Y11, X11)
+// isa names the instruction set of a stage of width w for the docs.
+func isa(w int) string {
+	if w == 16 {
+		return "AVX-512 (16 columns per step)"
+	}
+	return "AVX2 (8 columns per step)"
+}
+
+// stageI32 emits the int32 output stage of width w.
+func stageI32(w int) {
+	s := newStage(stageName("qStageI32", w), "lo int32, flags uint64, out *int32, ldo int", w, 4, flagHasY)
+	Doc(s.name+" writes max(acc+r+c (+x*y), lo) for rows x n (n a multiple of "+itoa(w)+")",
+		"outputs with "+isa(w)+"; see qStageI32Generic and the stage type of the generator.")
+	broadcastParam("lo", s.vec(11), X11)
 	s.rows(func() {}, func(f int) {
-		s.corrected(f&flagHasY != 0, Y0)
-		VPMAXSD(Y11, Y0, Y0)
-		VMOVDQU(Y0, Mem{Base: s.out})
+		s.corrected(f&flagHasY != 0, s.vec(0))
+		VPMAXSD(s.vec(11), s.vec(0), s.vec(0))
+		s.store(s.vec(0), Mem{Base: s.out})
 	})
 }
 
-// scaled converts Y0 to float32 and multiplies it by the scale (per column
-// at sp, or broadcast in Y10).
-func scaled(f int, sp Register) {
-	VCVTDQ2PS(Y0, Y0)
+// scaled converts vector 0 to float32 and multiplies it by the scale (per
+// column at sp, or broadcast in vector 10).
+func (s *stage) scaled(f int, sp Register) {
+	v := s.vec(0)
+	VCVTDQ2PS(v, v)
 	if f&flagScaleVec != 0 {
-		VMULPS(Mem{Base: sp}, Y0, Y0)
+		VMULPS(Mem{Base: sp}, v, v)
 	} else {
-		VMULPS(Y10, Y0, Y0)
+		VMULPS(s.vec(10), v, v)
 	}
 }
 
-// stageF32 emits the dequantising output stage.
-func stageF32() {
-	s := newStage("qStageF32AVX2",
+// stageF32 emits the dequantising output stage of width w.
+func stageF32(w int) {
+	s := newStage(stageName("qStageF32", w),
 		"scale *float32, scaleStep int, bias *float32, biasStep int, lo float32, flags uint64, out *float32, ldo int",
-		4, flagHasY, flagScaleVec, flagBiasVec)
-	Doc(s.name+" dequantises rows x n (n a multiple of 8) outputs:",
+		w, 4, flagHasY, flagScaleVec, flagBiasVec)
+	Doc(s.name+" dequantises rows x n (n a multiple of "+itoa(w)+") outputs with "+isa(w)+":",
 		"max(float32(v)*scale + bias, lo) with a per-column or per-row/broadcast scale",
 		"and bias; see qStageF32Generic. A broadcast bias of -0 leaves values unchanged.")
-	VBROADCASTSS(resolve("lo"), Y11)
+	VBROADCASTSS(resolve("lo"), s.vec(11))
 	var sp, bp Register
+	v := s.vec(0)
 	s.rows(func() {
 		sp = s.rowPtr("scale", "scaleStep", 1)
 		bp = s.rowPtr("bias", "biasStep", 1)
-		VBROADCASTSS(Mem{Base: sp}, Y10)
-		VBROADCASTSS(Mem{Base: bp}, Y9)
+		VBROADCASTSS(Mem{Base: sp}, s.vec(10))
+		VBROADCASTSS(Mem{Base: bp}, s.vec(9))
 	}, func(f int) {
 		s.adv = func(f int) {
 			if f&flagScaleVec != 0 {
-				ADDQ(U8(32), sp)
+				ADDQ(U8(4*w), sp)
 			}
 			if f&flagBiasVec != 0 {
-				ADDQ(U8(32), bp)
+				ADDQ(U8(4*w), bp)
 			}
 		}
-		s.corrected(f&flagHasY != 0, Y0)
-		scaled(f, sp)
+		s.corrected(f&flagHasY != 0, v)
+		s.scaled(f, sp)
 		if f&flagBiasVec != 0 {
-			VADDPS(Mem{Base: bp}, Y0, Y0)
+			VADDPS(Mem{Base: bp}, v, v)
 		} else {
-			VADDPS(Y9, Y0, Y0)
+			VADDPS(s.vec(9), v, v)
 		}
 		// Intel max(lo, f) returns f unless lo > f, like Go's
 		// "if f < 0 { f = 0 }" with lo = 0 (-Inf without ReLU).
-		VMAXPS(Y0, Y11, Y0)
-		VMOVDQU(Y0, Mem{Base: s.out})
+		VMAXPS(v, s.vec(11), v)
+		s.store(v, Mem{Base: s.out})
 	})
 }
 
-// stageQ emits the requantising output stage to bytes.
-func stageQ() {
-	s := newStage("qStageQAVX2",
+// stageQ emits the requantising output stage to bytes of width w.
+func stageQ(w int) {
+	s := newStage(stageName("qStageQ", w),
 		"scale *float32, scaleStep int, zo, qmin, qmax int32, flags uint64, out *byte, ldo int",
-		1, flagHasY, flagScaleVec)
-	Doc(s.name+" requantises rows x n (n a multiple of 8) outputs to bytes:",
+		w, 1, flagHasY, flagScaleVec)
+	Doc(s.name+" requantises rows x n (n a multiple of "+itoa(w)+") outputs to bytes with "+isa(w)+":",
 		"clamp(roundHalfEven(clamp(float32(v)*scale, ±65536)) + zo, qmin, qmax);",
 		"see qStageQGeneric.")
-	broadcastParam("zo", Y9, X9)
-	broadcastParam("qmin", Y8, X8)
-	broadcastParam("qmax", Y7, X7)
-	broadcastConst(0xC7800000, Y6, X6) // -65536.0
-	broadcastConst(0x47800000, Y5, X5) // 65536.0
-	VPCMPEQW(X4, X4, X4)
-	VPSRLW(U8(8), X4, X4) // 0x00FF words
+	broadcastParam("zo", s.vec(9), X9)
+	broadcastParam("qmin", s.vec(8), X8)
+	broadcastParam("qmax", s.vec(7), X7)
+	broadcastConst(0xC7800000, s.vec(6), X6) // -65536.0
+	broadcastConst(0x47800000, s.vec(5), X5) // 65536.0
+	if w == 8 {
+		VPCMPEQW(X4, X4, X4)
+		VPSRLW(U8(8), X4, X4) // 0x00FF words
+	}
 	var sp Register
+	v := s.vec(0)
 	s.rows(func() {
 		sp = s.rowPtr("scale", "scaleStep", 1)
-		VBROADCASTSS(Mem{Base: sp}, Y10)
+		VBROADCASTSS(Mem{Base: sp}, s.vec(10))
 	}, func(f int) {
 		s.adv = func(f int) {
 			if f&flagScaleVec != 0 {
-				ADDQ(U8(32), sp)
+				ADDQ(U8(4*w), sp)
 			}
 		}
-		s.corrected(f&flagHasY != 0, Y0)
-		scaled(f, sp)
-		VMAXPS(Y6, Y0, Y0)
-		VMINPS(Y5, Y0, Y0)
-		VCVTPS2DQ(Y0, Y0) // MXCSR rounding: to nearest, ties to even
-		VPADDD(Y9, Y0, Y0)
-		VPMAXSD(Y8, Y0, Y0)
-		VPMINSD(Y7, Y0, Y0)
+		s.corrected(f&flagHasY != 0, v)
+		s.scaled(f, sp)
+		VMAXPS(s.vec(6), v, v)
+		VMINPS(s.vec(5), v, v)
+		VCVTPS2DQ(v, v) // MXCSR rounding: to nearest, ties to even
+		VPADDD(s.vec(9), v, v)
+		VPMAXSD(s.vec(8), v, v)
+		VPMINSD(s.vec(7), v, v)
+		if w == 16 {
+			// The values lie in [qmin, qmax], within a byte's range:
+			// truncating each dword to its low byte is exact (two's
+			// complement for int8).
+			VPMOVDB(v, Mem{Base: s.out})
+			return
+		}
 		VEXTRACTI128(U8(1), Y0, X1)
 		VPACKSSDW(X1, X0, X0)
 		VPAND(X4, X0, X0)
 		VPACKUSWB(X0, X0, X0)
 		VMOVQ(X0, Mem{Base: s.out})
 	})
+}
+
+// itoa formats a small positive int.
+func itoa(i int) string {
+	if i < 10 {
+		return string(rune('0' + i))
+	}
+	return itoa(i/10) + string(rune('0'+i%10))
 }
 
 func zmm(i int) VecPhysical {

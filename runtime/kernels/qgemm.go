@@ -2,7 +2,10 @@ package kernels
 
 import (
 	"fmt"
+	goruntime "runtime"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/compressml/compress/internal/parallel"
 )
@@ -17,8 +20,9 @@ import (
 // activations and the other signed 8-bit weights:
 //
 //   - QGemm: L = activations A (uint8, packed per call: rows copied with K
-//     padded to a multiple of 4 and row sums computed) and P = weights B
-//     (int8, packed once by PackQB with column sums).
+//     padded to a multiple of 4 and row sums computed; when K and M are
+//     multiples of 4 the rows are read in place and only summed) and P =
+//     weights B (int8, packed once by PackQB with column sums).
 //   - QGemmA and QConv2D: L = weights W (int8, packed once by PackQA with
 //     row sums) and P = activations (uint8, packed per call with column
 //     sums). This is the orientation of a convolution through im2col,
@@ -61,7 +65,8 @@ import (
 // which honours GODEBUG: GODEBUG=cpu.avx2=off forces the portable kernels
 // and GODEBUG=cpu.avx512f=off the AVX2 ones. Packing, blocking, threading
 // and the output stage stay in Go (the output stage and the column
-// interleave of the panel packing have AVX2 twins too).
+// interleave of the panel packing have AVX2 twins too, and the output
+// stage an AVX-512 one, 16 columns per step, used with the VNNI kernels).
 //
 // # Zero points and the output stage
 //
@@ -83,8 +88,14 @@ import (
 // M) with internal/parallel when each task has at least qMinTaskMACs
 // multiply-adds: 256K rather than MLAS's 64K, because handing work to
 // another goroutine costs about 1-2 microseconds, the time of 100K-350K
-// multiply-adds here. The accumulation is exact integer arithmetic, so the
-// result is bit-identical for every thread count and kernel.
+// multiply-adds here. With more than one task the rectangles are cut
+// further along M into up to qOverSplit chunks per worker goroutine, and
+// the workers take the next chunk as they finish one, so that a worker the
+// operating system deschedules (the machine is shared) does not hold the
+// whole product up. The workers besides the caller are long-lived helper
+// goroutines that spin briefly between products (qPool), which avoids
+// waking an idle thread for every product. The accumulation is exact integer arithmetic, so the
+// result is bit-identical for every thread count, split and kernel.
 
 //go:generate go run -C ../../asmgen ./qgemm
 
@@ -96,6 +107,7 @@ const (
 	qNC          = 256       // N block (a multiple of qNR)
 	qMC          = 64        // M block (a multiple of qMR)
 	qMinTaskMACs = 256 << 10 // minimum multiply-adds per parallel task
+	qOverSplit   = 4         // chunks per worker of a parallel product
 	qGroup       = 4 * qNR   // bytes of one k group of a panel
 )
 
@@ -104,6 +116,11 @@ const (
 	QExactMin = -64 // smallest weight the fast (saturating) kernels handle exactly
 	QExactMax = 63  // largest weight the fast (saturating) kernels handle exactly
 )
+
+// QKernelName names the int8 kernel implementation the exported functions
+// use on this machine: "avx512vnni", "avx2" or "generic" (the portable Go
+// kernels), as chosen at start-up from the CPU features and GODEBUG.
+func QKernelName() string { return qDefault.name }
 
 func qCeilDiv(a, b int) int { return (a + b - 1) / b }
 func qRoundUp(a, b int) int { return qCeilDiv(a, b) * b }
@@ -233,16 +250,18 @@ type QScratch struct {
 	rows [][]byte // per-task temporary rows (im2col)
 
 	// State of the current call, shared with the parallel tasks.
-	kern   *qKernels
-	q      qProblem
-	ep     qEpi
-	src    qPanelSrc
-	a      []uint8 // QGemm activations
-	dw     []int8  // QDepthwiseConv2D weights
-	dwZ    []int32 // and their zero points
-	lda    int
-	tm, tn int // task grid
-	tasks  int
+	kern    *qKernels
+	q       qProblem
+	ep      qEpi
+	src     qPanelSrc
+	a       []uint8 // QGemm activations
+	aDirect bool    // a is read in place (see qgemm)
+	dw      []int8  // QDepthwiseConv2D weights
+	dwZ     []int32 // and their zero points
+	lda     int
+	tm, tn  int // task grid
+	tasks   int
+	next    atomic.Int64 // next chunk of parallelChunks
 
 	// split makes every parallel loop use as many tasks as it can,
 	// whatever the size (tests use it to cover the partitioning on small
@@ -292,13 +311,14 @@ func (s *QScratch) taskCount(threads int, work, minWork int64, parts int) int {
 	return max(1, min(t, parts))
 }
 
-// Parallel task kinds.
+// Parallel task kinds: parallelTasks runs the first three,
+// parallelChunks the last two.
 const (
 	qTaskPackA = iota
 	qTaskPanels
+	qTaskDepthwise
 	qTaskBlock
 	qTaskGemv
-	qTaskDepthwise
 )
 
 // parallelTasks runs task t of the given kind for t in [0, tasks), on the
@@ -323,18 +343,201 @@ func (s *QScratch) doTask(kind, t int) {
 		s.packRowsA(t*m/s.tasks, (t+1)*m/s.tasks)
 	case qTaskPanels:
 		s.panelTask(t)
-	case qTaskBlock:
-		q := &s.q
-		rowTiles, panels := qCeilDiv(q.m, qMR), qCeilDiv(q.n, qNR)
-		ti, tj := t/s.tn, t%s.tn
-		i0, i1 := ti*rowTiles/s.tm*qMR, min((ti+1)*rowTiles/s.tm*qMR, q.m)
-		j0, j1 := tj*panels/s.tn*qNR, min((tj+1)*panels/s.tn*qNR, q.n)
-		s.block(i0, i1, j0, j1, s.task[t])
-	case qTaskGemv:
-		panels := qCeilDiv(s.q.n, qNR)
-		s.gemv(t*panels/s.tasks, (t+1)*panels/s.tasks, s.task[t])
 	case qTaskDepthwise:
 		s.depthwiseTask(t)
+	}
+}
+
+// chunk computes chunk t of a product (qTaskBlock: rectangle t of the tm x
+// tn grid; qTaskGemv: panel range t) with the accumulator buffer acc.
+func (s *QScratch) chunk(kind, t int, acc []int32) {
+	q := &s.q
+	rowTiles, panels := qCeilDiv(q.m, qMR), qCeilDiv(q.n, qNR)
+	if kind == qTaskGemv {
+		s.gemv(t*panels/s.tasks, (t+1)*panels/s.tasks, acc)
+		return
+	}
+	ti, tj := t/s.tn, t%s.tn
+	i0, i1 := ti*rowTiles/s.tm*qMR, min((ti+1)*rowTiles/s.tm*qMR, q.m)
+	j0, j1 := tj*panels/s.tn*qNR, min((tj+1)*panels/s.tn*qNR, q.n)
+	s.block(i0, i1, j0, j1, acc)
+}
+
+// parallelChunks computes chunks [0, chunks) of the given kind (qTaskBlock
+// or qTaskGemv) on workers goroutines that take the next chunk from a
+// shared counter as they finish the previous one, so that a worker slowed
+// down by other load on the machine hands its share to the others instead
+// of holding everybody up (a static split waits for the slowest). Each
+// output rectangle is computed by exactly one chunk with exact integer
+// arithmetic, so the result does not depend on which worker computes it.
+// Worker w uses the accumulator buffer s.task[w]. The workers other than
+// the caller are the pool's helper goroutines (see qPool), or new
+// goroutines when there are more workers than GOMAXPROCS.
+func (s *QScratch) parallelChunks(kind, chunks, workers int) {
+	s.tasks = chunks
+	s.taskBuf(workers, 0)
+	if workers <= 1 {
+		for t := 0; t < chunks; t++ {
+			s.chunk(kind, t, s.task[0])
+		}
+		return
+	}
+	s.next.Store(0)
+	if workers <= goruntime.GOMAXPROCS(0) {
+		qPoolRun(&qJob{s: s, kind: kind, chunks: chunks, helpers: int64(workers - 1)})
+		return
+	}
+	parallel.For(workers, workers, 1, func(lo, hi int) {
+		for w := lo; w < hi; w++ {
+			s.chunks(kind, chunks, w)
+		}
+	})
+}
+
+// The helper pool of parallelChunks. Starting a goroutine per call and
+// waking an idle thread (on a virtual machine, an idle virtual CPU) for it
+// can take tens of microseconds, while a product on two threads may take
+// only a few hundred. So, like onnxruntime's thread pool, parallelChunks
+// hands its chunks to long-lived helper goroutines, which spin for a short
+// while (qSpin) after each job waiting for the next one before they park.
+// The calling goroutine works on the chunks too and waits only for the
+// chunks the helpers have started, so a helper that comes late or not at
+// all never holds a call up.
+var qPool struct {
+	mu   sync.Mutex
+	job  atomic.Pointer[qJob]            // the latest job
+	seq  atomic.Uint64                   // jobs published so far
+	wake atomic.Pointer[[]chan struct{}] // one per helper, to unpark it; replaced, never appended in place
+}
+
+// qSpin is how long a helper looks for the next job before it parks, and
+// how long a call spins waiting for its helpers before it sleeps.
+const qSpin = 200 * time.Microsecond
+
+// qJobClosed marks a job whose chunks are all taken: no helper may join.
+const qJobClosed = int64(1) << 40
+
+// qJob is one parallelChunks call offered to the helpers.
+type qJob struct {
+	s            *QScratch
+	kind, chunks int
+	helpers      int64        // helpers that may join
+	seq          uint64       // publication number
+	state        atomic.Int64 // joined helpers still working, plus qJobClosed
+}
+
+// join registers a helper on j and returns its worker number (1, 2, ...),
+// or false when j is closed or full.
+func (j *qJob) join() (int, bool) {
+	for {
+		st := j.state.Load()
+		if st&qJobClosed != 0 || st >= j.helpers {
+			return 0, false
+		}
+		if j.state.CompareAndSwap(st, st+1) {
+			return int(st) + 1, true
+		}
+	}
+}
+
+// qPoolRun publishes j, computes its chunks on the calling goroutine
+// together with the helpers that join, and returns when all are done.
+func qPoolRun(j *qJob) {
+	wake := qPoolGrow(int(j.helpers))
+	j.seq = qPool.seq.Add(1)
+	qPool.job.Store(j)
+	for _, c := range wake[:j.helpers] {
+		select {
+		case c <- struct{}{}:
+		default:
+		}
+	}
+	j.s.chunks(j.kind, j.chunks, 0)
+	for {
+		st := j.state.Load()
+		if j.state.CompareAndSwap(st, st|qJobClosed) {
+			break
+		}
+	}
+	// Wait for the chunks the helpers have started: spin, then sleep.
+	start := time.Now()
+	for i := 0; j.state.Load() != qJobClosed; i++ {
+		switch {
+		case i%64 != 63:
+		case time.Since(start) < qSpin:
+			goruntime.Gosched()
+		default:
+			time.Sleep(10 * time.Microsecond)
+		}
+	}
+	qPool.job.CompareAndSwap(j, nil) // do not keep the scratch alive
+}
+
+// qPoolGrow starts helpers until there are at least n and returns their
+// wake-up channels.
+func qPoolGrow(n int) []chan struct{} {
+	if w := qPool.wake.Load(); w != nil && len(*w) >= n {
+		return *w
+	}
+	qPool.mu.Lock()
+	defer qPool.mu.Unlock()
+	var wake []chan struct{}
+	if w := qPool.wake.Load(); w != nil {
+		wake = *w
+	}
+	if len(wake) >= n {
+		return wake
+	}
+	grown := append(make([]chan struct{}, 0, n), wake...)
+	for len(grown) < n {
+		c := make(chan struct{}, 1)
+		grown = append(grown, c)
+		go qHelper(c)
+	}
+	qPool.wake.Store(&grown)
+	return grown
+}
+
+// qHelper is the loop of a helper goroutine.
+func qHelper(wake chan struct{}) {
+	var last uint64
+	for {
+		if j := qPool.job.Load(); j != nil && j.seq != last {
+			last = j.seq
+			if w, ok := j.join(); ok {
+				j.s.chunks(j.kind, j.chunks, w)
+				j.state.Add(-1)
+			}
+			continue
+		}
+		// Spin for the next job, then park.
+		found := false
+		start := time.Now()
+		for i := 0; !found; i++ {
+			if j := qPool.job.Load(); j != nil && j.seq != last {
+				found = true
+			} else if i%64 == 63 {
+				if time.Since(start) > qSpin {
+					break
+				}
+				goruntime.Gosched()
+			}
+		}
+		if !found {
+			<-wake
+		}
+	}
+}
+
+// chunks computes chunks from the shared counter until none is left, with
+// the accumulator buffer of worker w.
+func (s *QScratch) chunks(kind, chunks, w int) {
+	for {
+		t := int(s.next.Add(1) - 1)
+		if t >= chunks {
+			return
+		}
+		s.chunk(kind, t, s.task[w])
 	}
 }
 
@@ -390,14 +593,30 @@ func (s *QScratch) qgemm(kern *qKernels, m int, a []uint8, lda int, za int32, pb
 	ep := &s.ep
 
 	// Pack A: rows with K padded to a multiple of 4, M to a multiple of 4.
+	// Activations already in that layout (K a multiple of 4 and whole
+	// 4-row tiles, or the single row of a GEMV) are read in place: only
+	// their row sums are computed.
 	kp := pb.kp
 	mp := qRoundUp(m, qMR)
-	s.l = qGrowBytes(s.l, mp*kp)
+	s.aDirect = k == kp && (m%qMR == 0 || m == 1)
+	l, ldl := a, lda
+	if !s.aDirect {
+		s.l = qGrowBytes(s.l, mp*kp)
+		l, ldl = s.l, kp
+	}
 	s.lsum = qGrowInt32(s.lsum, m)
 	s.q = qProblem{m: m, n: n, k: k, kp: kp}
 	s.a, s.lda = a, lda
-	s.parallelTasks(qTaskPackA, s.taskCount(threads, int64(m)*int64(k), 256<<10, m))
-	clear(s.l[m*kp : mp*kp])
+	// Copying rows is split between threads from 256 KiB on; summing them
+	// in place is cheaper than waking another thread below 2 MiB.
+	packMin := int64(256 << 10)
+	if s.aDirect {
+		packMin = 2 << 20
+	}
+	s.parallelTasks(qTaskPackA, s.taskCount(threads, int64(m)*int64(k), packMin, m))
+	if !s.aDirect {
+		clear(s.l[m*kp : mp*kp])
+	}
 
 	// Correction terms: v = acc + r[i] + c[j] (+ x[i]*y[j]).
 	s.r = qGrowInt32(s.r, m)
@@ -434,15 +653,22 @@ func (s *QScratch) qgemm(kern *qKernels, m int, a []uint8, lda int, za int32, pb
 			s.r[i] = -z * s.lsum[i]
 		}
 	}
-	s.q = qProblem{m: m, n: n, k: k, kp: kp, l: s.l, ldl: kp, p: pb.data,
+	s.q = qProblem{m: m, n: n, k: k, kp: kp, l: l, ldl: ldl, p: pb.data,
 		wide: !pb.Exact && !kern.exactAll, r: s.r, c: s.c, x: x, y: y}
 	s.run(threads)
 	return nil
 }
 
-// packRowsA packs rows [lo, hi) of the QGemm activations.
+// packRowsA packs rows [lo, hi) of the QGemm activations (only computes
+// their sums when they are read in place).
 func (s *QScratch) packRowsA(lo, hi int) {
 	k, kp := s.q.k, s.q.kp
+	if s.aDirect {
+		for i := lo; i < hi; i++ {
+			s.lsum[i] = s.kern.sumU8(s.a[i*s.lda : i*s.lda+k])
+		}
+		return
+	}
 	for i := lo; i < hi; i++ {
 		row := s.l[i*kp : i*kp+kp]
 		copy(row, s.a[i*s.lda:i*s.lda+k])
@@ -668,11 +894,17 @@ func (s *QScratch) run(threads int) {
 	q := &s.q
 	m, n, kp := q.m, q.n, q.kp
 	rowTiles, panels := qCeilDiv(m, qMR), qCeilDiv(n, qNR)
-	tasks := s.taskCount(threads, int64(m)*int64(n)*int64(kp), qMinTaskMACs, rowTiles*panels)
+	work := int64(m) * int64(n) * int64(kp)
+	tasks := s.taskCount(threads, work, qMinTaskMACs, rowTiles*panels)
+	// With several workers the product is cut into up to qOverSplit
+	// chunks per worker, which they share dynamically (parallelChunks).
+	chunks := tasks
+	if tasks > 1 {
+		chunks = max(tasks, s.taskCount(qOverSplit*tasks, work, qMinTaskMACs, rowTiles*panels))
+	}
 	if m == 1 && !q.signedL {
-		tasks = min(tasks, panels)
-		s.taskBuf(tasks, 0)
-		s.parallelTasks(qTaskGemv, tasks)
+		workers := min(tasks, panels)
+		s.parallelChunks(qTaskGemv, min(chunks, panels), workers)
 		return
 	}
 	// Choose a tm x tn grid with the smallest largest task, preferring
@@ -692,9 +924,14 @@ func (s *QScratch) run(threads int) {
 			best, s.tm, s.tn = cost, cm, cn
 		}
 	}
-	tasks = s.tm * s.tn
-	s.taskBuf(tasks, 0)
-	s.parallelTasks(qTaskBlock, tasks)
+	workers := s.tm * s.tn
+	// Cut the workers' rectangles along M into the extra chunks (along N
+	// each chunk keeps the columns, and so the weights, of its worker's
+	// rectangle).
+	if sub := chunks / workers; sub > 1 {
+		s.tm = min(s.tm*sub, rowTiles)
+	}
+	s.parallelChunks(qTaskBlock, s.tm*s.tn, workers)
 }
 
 // block computes the output rectangle [i0, i1) x [j0, j1); i0 and j0 are

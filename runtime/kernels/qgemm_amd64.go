@@ -101,6 +101,7 @@ var qVNNI = func() *qKernels {
 		qGemvU8S8VNNI(kg, &a[0], &b[0], pstride, np, &c[0])
 	}
 	k.gemvWide = k.gemv
+	k.stage = qStage512
 	return &k
 }()
 
@@ -133,59 +134,86 @@ const (
 // qStage runs the AVX2 output stage on the columns that fill whole
 // vectors of 8 and the portable one on the rest.
 func qStage(a qStageArgs) {
-	n8 := a.n &^ 7
-	if n8 > 0 {
-		last := (a.rows - 1) * a.ldo // offset of the last output row
-		_ = a.acc[(a.rows-1)*a.ldacc+n8-1]
-		_, _ = a.c[n8-1], a.r[a.rows-1]
-		c, y, r, x := &a.c[0], &a.c[0], &a.r[0], &a.r[0]
-		var flags uint64
-		if a.y != nil {
-			_, _ = a.y[n8-1], a.x[a.rows-1]
-			y, x, flags = &a.y[0], &a.x[0], qFlagHasY
-		}
-		var scale *float32
-		if a.kind != QOutInt32 {
-			if a.scaleVec {
-				_ = a.scale[n8-1]
-				flags |= qFlagScaleVec
-			} else {
-				_ = a.scale[(a.rows-1)*a.scaleStep]
-			}
+	qStageGeneric(a, qStageAsm(a, 0, 8))
+}
+
+// qStage512 runs the AVX-512 output stage on the columns that fill whole
+// vectors of 16, then the AVX2 and portable ones on the rest.
+func qStage512(a qStageArgs) {
+	qStageGeneric(a, qStageAsm(a, qStageAsm(a, 0, 16), 8))
+}
+
+// qStageAsm runs the assembly output stage of width w (8: AVX2, 16:
+// AVX-512) on columns [j0, j1) of every row, j1 - j0 the largest multiple
+// of w that fits, and returns j1.
+func qStageAsm(a qStageArgs, j0, w int) int {
+	nw := (a.n - j0) &^ (w - 1)
+	if nw <= 0 {
+		return j0
+	}
+	j1 := j0 + nw
+	last := (a.rows - 1) * a.ldo // offset of the last output row
+	_ = a.acc[(a.rows-1)*a.ldacc+j1-1]
+	_, _ = a.c[j1-1], a.r[a.rows-1]
+	acc, c, y, r, x := &a.acc[j0], &a.c[j0], &a.c[j0], &a.r[0], &a.r[0]
+	var flags uint64
+	if a.y != nil {
+		_, _ = a.y[j1-1], a.x[a.rows-1]
+		y, x, flags = &a.y[j0], &a.x[0], qFlagHasY
+	}
+	var scale *float32
+	if a.kind != QOutInt32 {
+		if a.scaleVec {
+			_ = a.scale[j1-1]
+			scale, flags = &a.scale[j0], flags|qFlagScaleVec
+		} else {
+			_ = a.scale[(a.rows-1)*a.scaleStep]
 			scale = &a.scale[0]
 		}
-		switch a.kind {
-		case QOutInt32:
-			lo := int32(math.MinInt32)
-			if a.relu {
-				lo = 0
-			}
-			_ = a.i32[last+n8-1]
-			qStageI32AVX2(a.rows, n8, &a.acc[0], a.ldacc, c, y, r, x, lo, flags, &a.i32[0], a.ldo)
-		case QOutFloat32:
-			lo := float32(math.Inf(-1))
-			if a.relu {
-				lo = 0
-			}
-			bias, biasStep := &qNegZero, 0
-			switch {
-			case a.biasVec:
-				_ = a.bias[n8-1]
-				bias, flags = &a.bias[0], flags|qFlagBiasVec
-			case a.bias != nil:
-				_ = a.bias[(a.rows-1)*a.biasStep]
-				bias, biasStep = &a.bias[0], 4*a.biasStep
-			}
-			_ = a.f32[last+n8-1]
-			qStageF32AVX2(a.rows, n8, &a.acc[0], a.ldacc, c, y, r, x, scale, 4*a.scaleStep*qBoolInt(!a.scaleVec),
-				bias, biasStep, lo, flags, &a.f32[0], a.ldo)
-		default:
-			_ = a.b8[last+n8-1]
-			qStageQAVX2(a.rows, n8, &a.acc[0], a.ldacc, c, y, r, x, scale, 4*a.scaleStep*qBoolInt(!a.scaleVec),
-				a.zo, a.qmin, a.qmax, flags, &a.b8[0], a.ldo)
-		}
 	}
-	qStageGeneric(a, n8)
+	switch a.kind {
+	case QOutInt32:
+		lo := int32(math.MinInt32)
+		if a.relu {
+			lo = 0
+		}
+		_ = a.i32[last+j1-1]
+		f := qStageI32AVX2
+		if w == 16 {
+			f = qStageI32AVX512
+		}
+		f(a.rows, nw, acc, a.ldacc, c, y, r, x, lo, flags, &a.i32[j0], a.ldo)
+	case QOutFloat32:
+		lo := float32(math.Inf(-1))
+		if a.relu {
+			lo = 0
+		}
+		bias, biasStep := &qNegZero, 0
+		switch {
+		case a.biasVec:
+			_ = a.bias[j1-1]
+			bias, flags = &a.bias[j0], flags|qFlagBiasVec
+		case a.bias != nil:
+			_ = a.bias[(a.rows-1)*a.biasStep]
+			bias, biasStep = &a.bias[0], 4*a.biasStep
+		}
+		_ = a.f32[last+j1-1]
+		f := qStageF32AVX2
+		if w == 16 {
+			f = qStageF32AVX512
+		}
+		f(a.rows, nw, acc, a.ldacc, c, y, r, x, scale, 4*a.scaleStep*qBoolInt(!a.scaleVec),
+			bias, biasStep, lo, flags, &a.f32[j0], a.ldo)
+	default:
+		_ = a.b8[last+j1-1]
+		f := qStageQAVX2
+		if w == 16 {
+			f = qStageQAVX512
+		}
+		f(a.rows, nw, acc, a.ldacc, c, y, r, x, scale, 4*a.scaleStep*qBoolInt(!a.scaleVec),
+			a.zo, a.qmin, a.qmax, flags, &a.b8[j0], a.ldo)
+	}
+	return j1
 }
 
 func qBoolInt(b bool) int {

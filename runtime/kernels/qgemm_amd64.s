@@ -2472,3 +2472,467 @@ qStageQAVX2_next:
 qStageQAVX2_end:
 	VZEROUPPER
 	RET
+
+// func qStageI32AVX512(rows int, n int, acc *int32, ldacc int, c *int32, y *int32, r *int32, x *int32, lo int32, flags uint64, out *int32, ldo int)
+// Requires: AVX, AVX512F
+TEXT ·qStageI32AVX512(SB), NOSPLIT, $0-96
+	MOVL         lo+64(FP), AX
+	VMOVD        AX, X11
+	VPBROADCASTD X11, Z11
+	MOVQ         rows+0(FP), AX
+	XORQ         CX, CX
+
+qStageI32AVX512_row:
+	CMPQ         CX, AX
+	JGE          qStageI32AVX512_end
+	MOVQ         r+48(FP), DX
+	VPBROADCASTD (DX)(CX*4), Z14
+	MOVQ         x+56(FP), DX
+	VPBROADCASTD (DX)(CX*4), Z13
+	MOVQ         n+8(FP), DX
+	MOVQ         acc+16(FP), BX
+	MOVQ         ldacc+24(FP), SI
+	IMULQ        CX, SI
+	SHLQ         $0x02, SI
+	ADDQ         SI, BX
+	MOVQ         out+80(FP), SI
+	MOVQ         ldo+88(FP), DI
+	IMULQ        CX, DI
+	SHLQ         $0x02, DI
+	ADDQ         DI, SI
+	MOVQ         c+32(FP), DI
+	MOVQ         y+40(FP), R8
+	MOVQ         flags+72(FP), R9
+	ANDQ         $0x00000001, R9
+	CMPQ         R9, $0x00000000
+	JNE          qStageI32AVX512_vb
+
+qStageI32AVX512_va_loop:
+	TESTQ     DX, DX
+	JE        qStageI32AVX512_next
+	VMOVDQU32 (BX), Z0
+	VPADDD    (DI), Z0, Z0
+	VPADDD    Z14, Z0, Z0
+	VPMAXSD   Z11, Z0, Z0
+	VMOVDQU32 Z0, (SI)
+	ADDQ      $0x40, BX
+	ADDQ      $0x40, DI
+	ADDQ      $0x40, SI
+	SUBQ      $0x10, DX
+	JMP       qStageI32AVX512_va_loop
+
+qStageI32AVX512_vb:
+qStageI32AVX512_vb_loop:
+	TESTQ     DX, DX
+	JE        qStageI32AVX512_next
+	VMOVDQU32 (BX), Z0
+	VPADDD    (DI), Z0, Z0
+	VPADDD    Z14, Z0, Z0
+	VPMULLD   (R8), Z13, Z12
+	VPADDD    Z12, Z0, Z0
+	VPMAXSD   Z11, Z0, Z0
+	VMOVDQU32 Z0, (SI)
+	ADDQ      $0x40, BX
+	ADDQ      $0x40, DI
+	ADDQ      $0x40, R8
+	ADDQ      $0x40, SI
+	SUBQ      $0x10, DX
+	JMP       qStageI32AVX512_vb_loop
+
+qStageI32AVX512_next:
+	INCQ CX
+	JMP  qStageI32AVX512_row
+
+qStageI32AVX512_end:
+	VZEROUPPER
+	RET
+
+// func qStageF32AVX512(rows int, n int, acc *int32, ldacc int, c *int32, y *int32, r *int32, x *int32, scale *float32, scaleStep int, bias *float32, biasStep int, lo float32, flags uint64, out *float32, ldo int)
+// Requires: AVX, AVX512F
+TEXT ·qStageF32AVX512(SB), NOSPLIT, $0-128
+	VBROADCASTSS lo+96(FP), Z11
+	MOVQ         rows+0(FP), AX
+	XORQ         CX, CX
+
+qStageF32AVX512_row:
+	CMPQ         CX, AX
+	JGE          qStageF32AVX512_end
+	MOVQ         r+48(FP), DX
+	VPBROADCASTD (DX)(CX*4), Z14
+	MOVQ         x+56(FP), DX
+	VPBROADCASTD (DX)(CX*4), Z13
+	MOVQ         scale+64(FP), DX
+	MOVQ         scaleStep+72(FP), BX
+	IMULQ        CX, BX
+	ADDQ         BX, DX
+	MOVQ         bias+80(FP), BX
+	MOVQ         biasStep+88(FP), SI
+	IMULQ        CX, SI
+	ADDQ         SI, BX
+	VBROADCASTSS (DX), Z10
+	VBROADCASTSS (BX), Z9
+	MOVQ         n+8(FP), SI
+	MOVQ         acc+16(FP), DI
+	MOVQ         ldacc+24(FP), R8
+	IMULQ        CX, R8
+	SHLQ         $0x02, R8
+	ADDQ         R8, DI
+	MOVQ         out+112(FP), R8
+	MOVQ         ldo+120(FP), R9
+	IMULQ        CX, R9
+	SHLQ         $0x02, R9
+	ADDQ         R9, R8
+	MOVQ         c+32(FP), R9
+	MOVQ         y+40(FP), R10
+	MOVQ         flags+104(FP), R11
+	ANDQ         $0x00000007, R11
+	CMPQ         R11, $0x00000000
+	JNE          qStageF32AVX512_vb
+
+qStageF32AVX512_va_loop:
+	TESTQ     SI, SI
+	JE        qStageF32AVX512_next
+	VMOVDQU32 (DI), Z0
+	VPADDD    (R9), Z0, Z0
+	VPADDD    Z14, Z0, Z0
+	VCVTDQ2PS Z0, Z0
+	VMULPS    Z10, Z0, Z0
+	VADDPS    Z9, Z0, Z0
+	VMAXPS    Z0, Z11, Z0
+	VMOVDQU32 Z0, (R8)
+	ADDQ      $0x40, DI
+	ADDQ      $0x40, R9
+	ADDQ      $0x40, R8
+	SUBQ      $0x10, SI
+	JMP       qStageF32AVX512_va_loop
+
+qStageF32AVX512_vb:
+	CMPQ R11, $0x00000001
+	JNE  qStageF32AVX512_vc
+
+qStageF32AVX512_vb_loop:
+	TESTQ     SI, SI
+	JE        qStageF32AVX512_next
+	VMOVDQU32 (DI), Z0
+	VPADDD    (R9), Z0, Z0
+	VPADDD    Z14, Z0, Z0
+	VPMULLD   (R10), Z13, Z12
+	VPADDD    Z12, Z0, Z0
+	VCVTDQ2PS Z0, Z0
+	VMULPS    Z10, Z0, Z0
+	VADDPS    Z9, Z0, Z0
+	VMAXPS    Z0, Z11, Z0
+	VMOVDQU32 Z0, (R8)
+	ADDQ      $0x40, DI
+	ADDQ      $0x40, R9
+	ADDQ      $0x40, R10
+	ADDQ      $0x40, R8
+	SUBQ      $0x10, SI
+	JMP       qStageF32AVX512_vb_loop
+
+qStageF32AVX512_vc:
+	CMPQ R11, $0x00000002
+	JNE  qStageF32AVX512_vd
+
+qStageF32AVX512_vc_loop:
+	TESTQ     SI, SI
+	JE        qStageF32AVX512_next
+	VMOVDQU32 (DI), Z0
+	VPADDD    (R9), Z0, Z0
+	VPADDD    Z14, Z0, Z0
+	VCVTDQ2PS Z0, Z0
+	VMULPS    (DX), Z0, Z0
+	VADDPS    Z9, Z0, Z0
+	VMAXPS    Z0, Z11, Z0
+	VMOVDQU32 Z0, (R8)
+	ADDQ      $0x40, DI
+	ADDQ      $0x40, R9
+	ADDQ      $0x40, R8
+	ADDQ      $0x40, DX
+	SUBQ      $0x10, SI
+	JMP       qStageF32AVX512_vc_loop
+
+qStageF32AVX512_vd:
+	CMPQ R11, $0x00000003
+	JNE  qStageF32AVX512_ve
+
+qStageF32AVX512_vd_loop:
+	TESTQ     SI, SI
+	JE        qStageF32AVX512_next
+	VMOVDQU32 (DI), Z0
+	VPADDD    (R9), Z0, Z0
+	VPADDD    Z14, Z0, Z0
+	VPMULLD   (R10), Z13, Z12
+	VPADDD    Z12, Z0, Z0
+	VCVTDQ2PS Z0, Z0
+	VMULPS    (DX), Z0, Z0
+	VADDPS    Z9, Z0, Z0
+	VMAXPS    Z0, Z11, Z0
+	VMOVDQU32 Z0, (R8)
+	ADDQ      $0x40, DI
+	ADDQ      $0x40, R9
+	ADDQ      $0x40, R10
+	ADDQ      $0x40, R8
+	ADDQ      $0x40, DX
+	SUBQ      $0x10, SI
+	JMP       qStageF32AVX512_vd_loop
+
+qStageF32AVX512_ve:
+	CMPQ R11, $0x00000004
+	JNE  qStageF32AVX512_vf
+
+qStageF32AVX512_ve_loop:
+	TESTQ     SI, SI
+	JE        qStageF32AVX512_next
+	VMOVDQU32 (DI), Z0
+	VPADDD    (R9), Z0, Z0
+	VPADDD    Z14, Z0, Z0
+	VCVTDQ2PS Z0, Z0
+	VMULPS    Z10, Z0, Z0
+	VADDPS    (BX), Z0, Z0
+	VMAXPS    Z0, Z11, Z0
+	VMOVDQU32 Z0, (R8)
+	ADDQ      $0x40, DI
+	ADDQ      $0x40, R9
+	ADDQ      $0x40, R8
+	ADDQ      $0x40, BX
+	SUBQ      $0x10, SI
+	JMP       qStageF32AVX512_ve_loop
+
+qStageF32AVX512_vf:
+	CMPQ R11, $0x00000005
+	JNE  qStageF32AVX512_vg
+
+qStageF32AVX512_vf_loop:
+	TESTQ     SI, SI
+	JE        qStageF32AVX512_next
+	VMOVDQU32 (DI), Z0
+	VPADDD    (R9), Z0, Z0
+	VPADDD    Z14, Z0, Z0
+	VPMULLD   (R10), Z13, Z12
+	VPADDD    Z12, Z0, Z0
+	VCVTDQ2PS Z0, Z0
+	VMULPS    Z10, Z0, Z0
+	VADDPS    (BX), Z0, Z0
+	VMAXPS    Z0, Z11, Z0
+	VMOVDQU32 Z0, (R8)
+	ADDQ      $0x40, DI
+	ADDQ      $0x40, R9
+	ADDQ      $0x40, R10
+	ADDQ      $0x40, R8
+	ADDQ      $0x40, BX
+	SUBQ      $0x10, SI
+	JMP       qStageF32AVX512_vf_loop
+
+qStageF32AVX512_vg:
+	CMPQ R11, $0x00000006
+	JNE  qStageF32AVX512_vh
+
+qStageF32AVX512_vg_loop:
+	TESTQ     SI, SI
+	JE        qStageF32AVX512_next
+	VMOVDQU32 (DI), Z0
+	VPADDD    (R9), Z0, Z0
+	VPADDD    Z14, Z0, Z0
+	VCVTDQ2PS Z0, Z0
+	VMULPS    (DX), Z0, Z0
+	VADDPS    (BX), Z0, Z0
+	VMAXPS    Z0, Z11, Z0
+	VMOVDQU32 Z0, (R8)
+	ADDQ      $0x40, DI
+	ADDQ      $0x40, R9
+	ADDQ      $0x40, R8
+	ADDQ      $0x40, DX
+	ADDQ      $0x40, BX
+	SUBQ      $0x10, SI
+	JMP       qStageF32AVX512_vg_loop
+
+qStageF32AVX512_vh:
+qStageF32AVX512_vh_loop:
+	TESTQ     SI, SI
+	JE        qStageF32AVX512_next
+	VMOVDQU32 (DI), Z0
+	VPADDD    (R9), Z0, Z0
+	VPADDD    Z14, Z0, Z0
+	VPMULLD   (R10), Z13, Z12
+	VPADDD    Z12, Z0, Z0
+	VCVTDQ2PS Z0, Z0
+	VMULPS    (DX), Z0, Z0
+	VADDPS    (BX), Z0, Z0
+	VMAXPS    Z0, Z11, Z0
+	VMOVDQU32 Z0, (R8)
+	ADDQ      $0x40, DI
+	ADDQ      $0x40, R9
+	ADDQ      $0x40, R10
+	ADDQ      $0x40, R8
+	ADDQ      $0x40, DX
+	ADDQ      $0x40, BX
+	SUBQ      $0x10, SI
+	JMP       qStageF32AVX512_vh_loop
+
+qStageF32AVX512_next:
+	INCQ CX
+	JMP  qStageF32AVX512_row
+
+qStageF32AVX512_end:
+	VZEROUPPER
+	RET
+
+// func qStageQAVX512(rows int, n int, acc *int32, ldacc int, c *int32, y *int32, r *int32, x *int32, scale *float32, scaleStep int, zo int32, qmin int32, qmax int32, flags uint64, out *byte, ldo int)
+// Requires: AVX, AVX512F
+TEXT ·qStageQAVX512(SB), NOSPLIT, $0-120
+	MOVL         zo+80(FP), AX
+	VMOVD        AX, X9
+	VPBROADCASTD X9, Z9
+	MOVL         qmin+84(FP), AX
+	VMOVD        AX, X8
+	VPBROADCASTD X8, Z8
+	MOVL         qmax+88(FP), AX
+	VMOVD        AX, X7
+	VPBROADCASTD X7, Z7
+	MOVL         $0xc7800000, AX
+	VMOVD        AX, X6
+	VPBROADCASTD X6, Z6
+	MOVL         $0x47800000, AX
+	VMOVD        AX, X5
+	VPBROADCASTD X5, Z5
+	MOVQ         rows+0(FP), AX
+	XORQ         CX, CX
+
+qStageQAVX512_row:
+	CMPQ         CX, AX
+	JGE          qStageQAVX512_end
+	MOVQ         r+48(FP), DX
+	VPBROADCASTD (DX)(CX*4), Z14
+	MOVQ         x+56(FP), DX
+	VPBROADCASTD (DX)(CX*4), Z13
+	MOVQ         scale+64(FP), DX
+	MOVQ         scaleStep+72(FP), BX
+	IMULQ        CX, BX
+	ADDQ         BX, DX
+	VBROADCASTSS (DX), Z10
+	MOVQ         n+8(FP), BX
+	MOVQ         acc+16(FP), SI
+	MOVQ         ldacc+24(FP), DI
+	IMULQ        CX, DI
+	SHLQ         $0x02, DI
+	ADDQ         DI, SI
+	MOVQ         out+104(FP), DI
+	MOVQ         ldo+112(FP), R8
+	IMULQ        CX, R8
+	ADDQ         R8, DI
+	MOVQ         c+32(FP), R8
+	MOVQ         y+40(FP), R9
+	MOVQ         flags+96(FP), R10
+	ANDQ         $0x00000003, R10
+	CMPQ         R10, $0x00000000
+	JNE          qStageQAVX512_vb
+
+qStageQAVX512_va_loop:
+	TESTQ     BX, BX
+	JE        qStageQAVX512_next
+	VMOVDQU32 (SI), Z0
+	VPADDD    (R8), Z0, Z0
+	VPADDD    Z14, Z0, Z0
+	VCVTDQ2PS Z0, Z0
+	VMULPS    Z10, Z0, Z0
+	VMAXPS    Z6, Z0, Z0
+	VMINPS    Z5, Z0, Z0
+	VCVTPS2DQ Z0, Z0
+	VPADDD    Z9, Z0, Z0
+	VPMAXSD   Z8, Z0, Z0
+	VPMINSD   Z7, Z0, Z0
+	VPMOVDB   Z0, (DI)
+	ADDQ      $0x40, SI
+	ADDQ      $0x40, R8
+	ADDQ      $0x10, DI
+	SUBQ      $0x10, BX
+	JMP       qStageQAVX512_va_loop
+
+qStageQAVX512_vb:
+	CMPQ R10, $0x00000001
+	JNE  qStageQAVX512_vc
+
+qStageQAVX512_vb_loop:
+	TESTQ     BX, BX
+	JE        qStageQAVX512_next
+	VMOVDQU32 (SI), Z0
+	VPADDD    (R8), Z0, Z0
+	VPADDD    Z14, Z0, Z0
+	VPMULLD   (R9), Z13, Z12
+	VPADDD    Z12, Z0, Z0
+	VCVTDQ2PS Z0, Z0
+	VMULPS    Z10, Z0, Z0
+	VMAXPS    Z6, Z0, Z0
+	VMINPS    Z5, Z0, Z0
+	VCVTPS2DQ Z0, Z0
+	VPADDD    Z9, Z0, Z0
+	VPMAXSD   Z8, Z0, Z0
+	VPMINSD   Z7, Z0, Z0
+	VPMOVDB   Z0, (DI)
+	ADDQ      $0x40, SI
+	ADDQ      $0x40, R8
+	ADDQ      $0x40, R9
+	ADDQ      $0x10, DI
+	SUBQ      $0x10, BX
+	JMP       qStageQAVX512_vb_loop
+
+qStageQAVX512_vc:
+	CMPQ R10, $0x00000002
+	JNE  qStageQAVX512_vd
+
+qStageQAVX512_vc_loop:
+	TESTQ     BX, BX
+	JE        qStageQAVX512_next
+	VMOVDQU32 (SI), Z0
+	VPADDD    (R8), Z0, Z0
+	VPADDD    Z14, Z0, Z0
+	VCVTDQ2PS Z0, Z0
+	VMULPS    (DX), Z0, Z0
+	VMAXPS    Z6, Z0, Z0
+	VMINPS    Z5, Z0, Z0
+	VCVTPS2DQ Z0, Z0
+	VPADDD    Z9, Z0, Z0
+	VPMAXSD   Z8, Z0, Z0
+	VPMINSD   Z7, Z0, Z0
+	VPMOVDB   Z0, (DI)
+	ADDQ      $0x40, SI
+	ADDQ      $0x40, R8
+	ADDQ      $0x10, DI
+	ADDQ      $0x40, DX
+	SUBQ      $0x10, BX
+	JMP       qStageQAVX512_vc_loop
+
+qStageQAVX512_vd:
+qStageQAVX512_vd_loop:
+	TESTQ     BX, BX
+	JE        qStageQAVX512_next
+	VMOVDQU32 (SI), Z0
+	VPADDD    (R8), Z0, Z0
+	VPADDD    Z14, Z0, Z0
+	VPMULLD   (R9), Z13, Z12
+	VPADDD    Z12, Z0, Z0
+	VCVTDQ2PS Z0, Z0
+	VMULPS    (DX), Z0, Z0
+	VMAXPS    Z6, Z0, Z0
+	VMINPS    Z5, Z0, Z0
+	VCVTPS2DQ Z0, Z0
+	VPADDD    Z9, Z0, Z0
+	VPMAXSD   Z8, Z0, Z0
+	VPMINSD   Z7, Z0, Z0
+	VPMOVDB   Z0, (DI)
+	ADDQ      $0x40, SI
+	ADDQ      $0x40, R8
+	ADDQ      $0x40, R9
+	ADDQ      $0x10, DI
+	ADDQ      $0x40, DX
+	SUBQ      $0x10, BX
+	JMP       qStageQAVX512_vd_loop
+
+qStageQAVX512_next:
+	INCQ CX
+	JMP  qStageQAVX512_row
+
+qStageQAVX512_end:
+	VZEROUPPER
+	RET

@@ -94,21 +94,41 @@ func qAxpyI32AVX2(n int, w int32, x *int32, y *int32)
 func qWidenU8AVX2(n int, x *byte, zx int32, y *int32)
 
 // qStageI32AVX2 writes max(acc+r+c (+x*y), lo) for rows x n (n a multiple of 8)
-// outputs; see qStageI32Generic and the stage type of the generator.
+// outputs with AVX2 (8 columns per step); see qStageI32Generic and the stage type of the generator.
 //
 //go:noescape
 func qStageI32AVX2(rows int, n int, acc *int32, ldacc int, c *int32, y *int32, r *int32, x *int32, lo int32, flags uint64, out *int32, ldo int)
 
-// qStageF32AVX2 dequantises rows x n (n a multiple of 8) outputs:
+// qStageF32AVX2 dequantises rows x n (n a multiple of 8) outputs with AVX2 (8 columns per step):
 // max(float32(v)*scale + bias, lo) with a per-column or per-row/broadcast scale
 // and bias; see qStageF32Generic. A broadcast bias of -0 leaves values unchanged.
 //
 //go:noescape
 func qStageF32AVX2(rows int, n int, acc *int32, ldacc int, c *int32, y *int32, r *int32, x *int32, scale *float32, scaleStep int, bias *float32, biasStep int, lo float32, flags uint64, out *float32, ldo int)
 
-// qStageQAVX2 requantises rows x n (n a multiple of 8) outputs to bytes:
+// qStageQAVX2 requantises rows x n (n a multiple of 8) outputs to bytes with AVX2 (8 columns per step):
 // clamp(roundHalfEven(clamp(float32(v)*scale, ±65536)) + zo, qmin, qmax);
 // see qStageQGeneric.
 //
 //go:noescape
 func qStageQAVX2(rows int, n int, acc *int32, ldacc int, c *int32, y *int32, r *int32, x *int32, scale *float32, scaleStep int, zo int32, qmin int32, qmax int32, flags uint64, out *byte, ldo int)
+
+// qStageI32AVX512 writes max(acc+r+c (+x*y), lo) for rows x n (n a multiple of 16)
+// outputs with AVX-512 (16 columns per step); see qStageI32Generic and the stage type of the generator.
+//
+//go:noescape
+func qStageI32AVX512(rows int, n int, acc *int32, ldacc int, c *int32, y *int32, r *int32, x *int32, lo int32, flags uint64, out *int32, ldo int)
+
+// qStageF32AVX512 dequantises rows x n (n a multiple of 16) outputs with AVX-512 (16 columns per step):
+// max(float32(v)*scale + bias, lo) with a per-column or per-row/broadcast scale
+// and bias; see qStageF32Generic. A broadcast bias of -0 leaves values unchanged.
+//
+//go:noescape
+func qStageF32AVX512(rows int, n int, acc *int32, ldacc int, c *int32, y *int32, r *int32, x *int32, scale *float32, scaleStep int, bias *float32, biasStep int, lo float32, flags uint64, out *float32, ldo int)
+
+// qStageQAVX512 requantises rows x n (n a multiple of 16) outputs to bytes with AVX-512 (16 columns per step):
+// clamp(roundHalfEven(clamp(float32(v)*scale, ±65536)) + zo, qmin, qmax);
+// see qStageQGeneric.
+//
+//go:noescape
+func qStageQAVX512(rows int, n int, acc *int32, ldacc int, c *int32, y *int32, r *int32, x *int32, scale *float32, scaleStep int, zo int32, qmin int32, qmax int32, flags uint64, out *byte, ldo int)

@@ -5,7 +5,9 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"reflect"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -265,6 +267,9 @@ func qShapes(short bool) []qShape {
 		qShape{1029, 33, 17}, qShape{17, 1029, 33}, qShape{33, 17, 1029}, qShape{1029, 1, 33},
 		qShape{1, 1029, 5}, qShape{1029, 5, 1},
 		qShape{130, 300, 700}, // several M, N and K blocks
+		// Activations QGemm reads in place (K a multiple of 4 and whole
+		// 4-row tiles, or one row).
+		qShape{128, 300, 700}, qShape{4, 17, 8}, qShape{8, 33, 4}, qShape{1, 1029, 64},
 	)
 	if !short {
 		s = append(s, qShape{1029, 1029, 33}, qShape{33, 1029, 1029}, qShape{1029, 33, 1029})
@@ -572,7 +577,139 @@ func TestQDispatch(t *testing.T) {
 	if qDefault != qImpls[len(qImpls)-1] || qImpls[0] != qGeneric {
 		t.Fatalf("qDefault %s is not the last of %v", qDefault.name, names)
 	}
+	if QKernelName() != qDefault.name {
+		t.Fatalf("QKernelName() = %q, want the default %q", QKernelName(), qDefault.name)
+	}
 	if strings.Contains(os.Getenv("GODEBUG"), "cpu.avx2=off") && len(qImpls) != 1 {
 		t.Fatalf("GODEBUG=cpu.avx2=off but the kernels %v are enabled", names)
+	}
+}
+
+// TestQStage checks every implementation's output stage against the
+// portable one on every width from 1 to 50 columns (so that each vector
+// width and its tails are covered: 16-, 8- and 1-column steps), each output
+// kind and each parameter layout.
+func TestQStage(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	for n := 1; n <= 50; n++ {
+		for variant := 0; variant < 8; variant++ {
+			for _, kind := range []QOutKind{QOutInt32, QOutFloat32, QOutUint8, QOutInt8} {
+				rows, ldacc, ldo := 1+r.IntN(3), n+r.IntN(3), n+r.IntN(3)
+				a := qStageArgs{rows: rows, n: n, ldacc: ldacc, ldo: ldo, kind: kind, relu: variant&1 != 0,
+					acc: make([]int32, (rows-1)*ldacc+n), c: make([]int32, n), r: make([]int32, rows)}
+				for i := range a.acc {
+					a.acc[i] = int32(r.IntN(1<<20) - 1<<19)
+				}
+				for i := range a.c {
+					a.c[i] = int32(r.IntN(1<<16) - 1<<15)
+				}
+				for i := range a.r {
+					a.r[i] = int32(r.IntN(1<<16) - 1<<15)
+				}
+				if variant&2 != 0 {
+					a.x, a.y = make([]int32, rows), make([]int32, n)
+					for i := range a.x {
+						a.x[i] = int32(r.IntN(255) - 127)
+					}
+					for i := range a.y {
+						a.y[i] = int32(r.IntN(255))
+					}
+				}
+				if kind != QOutInt32 {
+					switch {
+					case variant&4 != 0:
+						a.scale, a.scaleVec = make([]float32, n), true
+					default:
+						a.scale, a.scaleStep = make([]float32, rows), 1
+					}
+					for i := range a.scale {
+						a.scale[i] = float32(r.Float64()*2e-4 + 1e-5)
+					}
+				}
+				if kind == QOutFloat32 && variant&2 != 0 {
+					a.bias, a.biasVec = make([]float32, n), true
+					for i := range a.bias {
+						a.bias[i] = float32(r.NormFloat64())
+					}
+				}
+				switch kind {
+				case QOutUint8:
+					a.zo, a.qmin, a.qmax = 100, 0, 255
+				case QOutInt8:
+					a.zo, a.qmin, a.qmax = -3, -128, 127
+				}
+				if a.relu && (kind == QOutUint8 || kind == QOutInt8) {
+					a.qmin = a.zo
+				}
+				size := (rows-1)*ldo + n
+				run := func(stage func(qStageArgs)) any {
+					b := a
+					switch kind {
+					case QOutInt32:
+						b.i32 = make([]int32, size)
+						stage(b)
+						return b.i32
+					case QOutFloat32:
+						b.f32 = make([]float32, size)
+						stage(b)
+						return b.f32
+					}
+					b.b8 = make([]byte, size)
+					stage(b)
+					return b.b8
+				}
+				want := run(func(b qStageArgs) { qStageGeneric(b, 0) })
+				for _, kern := range qImpls {
+					if got := run(kern.stage); !reflect.DeepEqual(got, want) {
+						t.Fatalf("%s: stage of %d rows x %d columns, kind %v, variant %d: got %v, want %v",
+							kern.name, rows, n, kind, variant, got, want)
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestQGemmConcurrentCallers runs products on several goroutines at once,
+// each with its own scratch and two threads, so that they share (and
+// compete for) the helper pool, and checks every result.
+func TestQGemmConcurrentCallers(t *testing.T) {
+	const callers = 4
+	var wg sync.WaitGroup
+	errs := make(chan error, callers)
+	for g := range callers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := rand.New(rand.NewPCG(uint64(g), 11))
+			m, n, k := 33+g, 70, 129
+			a := qRandU8(r, m*k)
+			b := qRandWeights(r, k*n, false)
+			pb, err := PackQB(k, n, b, n, false)
+			if err != nil {
+				errs <- err
+				return
+			}
+			want := qRefGemm(m, n, k, a, k, 5, b, n, []int32{0})
+			var s QScratch
+			for it := range 20 {
+				o := &QOutput{Kind: QOutInt32, I32: make([]int32, m*n)}
+				if err := s.QGemm(m, a, k, 5, pb, []int32{0}, o, 2); err != nil {
+					errs <- err
+					return
+				}
+				for i, v := range want {
+					if int64(o.I32[i]) != v {
+						errs <- fmt.Errorf("caller %d iteration %d: element %d = %d, want %d", g, it, i, o.I32[i], v)
+						return
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
 	}
 }
