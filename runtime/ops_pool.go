@@ -146,7 +146,18 @@ func (k *poolKernel) Run(ctx *ExecContext, in, out []*Tensor) error {
 	if k.withIndices && len(out) > 1 && out[1] != nil {
 		idx = out[1].I64
 	}
+	flat := idx == nil && (k.dtype == Uint8 || k.dtype == Int8) && k.maxPool2x2Planes()
 	parallel.For(ctx.Threads, k.planes, k.planesPerTask, func(lo, hi int) {
+		if flat {
+			// Planes lo..hi-1 as one run of (hi-lo)*oh output rows.
+			rows, ow, iw := (hi-lo)*k.g.out[1], k.g.out[2], k.g.in[2]
+			if k.dtype == Uint8 {
+				kernels.MaxPool2x2Int(out[0].U8[lo*k.outSize:hi*k.outSize], in[0].U8[lo*k.inSize:hi*k.inSize], rows, ow, iw)
+			} else {
+				kernels.MaxPool2x2Int(out[0].I8[lo*k.outSize:hi*k.outSize], in[0].I8[lo*k.inSize:hi*k.inSize], rows, ow, iw)
+			}
+			return
+		}
 		for p := lo; p < hi; p++ {
 			if !k.isMax {
 				x := in[0].F32[p*k.inSize : (p+1)*k.inSize]
@@ -166,9 +177,17 @@ func (k *poolKernel) Run(ctx *ExecContext, in, out []*Tensor) error {
 				}
 				maxPlane(k, x, y, ip, base, float32(math.Inf(-1)))
 			case Int8:
-				maxPlane(k, in[0].I8[p*k.inSize:(p+1)*k.inSize], out[0].I8[p*k.outSize:(p+1)*k.outSize], ip, base, math.MinInt8)
+				x, y := in[0].I8[p*k.inSize:(p+1)*k.inSize], out[0].I8[p*k.outSize:(p+1)*k.outSize]
+				if ip == nil && maxPlaneIntFast(k, x, y, math.MinInt8) {
+					continue
+				}
+				maxPlane(k, x, y, ip, base, math.MinInt8)
 			case Uint8:
-				maxPlane(k, in[0].U8[p*k.inSize:(p+1)*k.inSize], out[0].U8[p*k.outSize:(p+1)*k.outSize], ip, base, 0)
+				x, y := in[0].U8[p*k.inSize:(p+1)*k.inSize], out[0].U8[p*k.outSize:(p+1)*k.outSize]
+				if ip == nil && maxPlaneIntFast(k, x, y, 0) {
+					continue
+				}
+				maxPlane(k, x, y, ip, base, 0)
 			}
 		}
 	})

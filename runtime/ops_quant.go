@@ -6,6 +6,7 @@ import (
 	"unsafe"
 
 	"github.com/compressml/compress/internal/parallel"
+	"github.com/compressml/compress/runtime/kernels"
 )
 
 // This file holds the linear quantisation ops QuantizeLinear,
@@ -354,6 +355,9 @@ func quantizeTo[T int8 | uint8](k *quantizeKernel, x []float32, y []T, pi, pBase
 	y = y[:len(x)]
 	if pi >= 0 {
 		s, z, lo, hi := k.inv[pi], k.zp[pi], k.lo[pi], k.hi[pi]
+		if kernels.QuantizeFloat32(y, x, s, lo, hi, z) {
+			return // the same values, 16 at a time (AVX-512)
+		}
 		for i, v := range x {
 			y[i] = T(quantVal(v/s, lo, hi, z))
 		}

@@ -26,3 +26,9 @@ func qConvOutAVX512(rows int, n int, acc *int32, ldacc int, p *qOutParams, r *by
 
 //go:noescape
 func qInterleaveAVX512(np int, r0 *byte, r1 *byte, r2 *byte, r3 *byte, dst *byte, dstStride int)
+
+//go:noescape
+func qMaxPool2x2AVX512(y *byte, ldy int, x *byte, iw int, rows int, ow int, signed int)
+
+//go:noescape
+func qQuantizeAVX512(n int, x *float32, y *byte, p *qQuantParams, signed int)

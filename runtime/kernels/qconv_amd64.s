@@ -654,3 +654,128 @@ il1:
 ildone:
 	VZEROUPPER
 	RET
+
+// func qMaxPool2x2AVX512(y *byte, ldy int, x *byte, iw int, rows int, ow int, signed int)
+// Max-pools rows output rows of ow <= 32 bytes with 2x2 windows and stride
+// 2 (MaxPool2x2Int): output row r (at y+r*ldy) from input rows 2r and 2r+1
+// (at x+2r*iw and x+(2r+1)*iw, 2*ow bytes each read with a masked load),
+// unsigned bytes, or signed ones when signed != 0. The two rows are
+// combined byte by byte, then each word's odd byte (shifted down) with its
+// even one, and the words are narrowed to bytes.
+TEXT ·qMaxPool2x2AVX512(SB), NOSPLIT, $0-56
+	MOVQ y+0(FP), DI
+	MOVQ ldy+8(FP), R13
+	MOVQ x+16(FP), SI
+	MOVQ iw+24(FP), R8
+	MOVQ rows+32(FP), R12
+	MOVQ ow+40(FP), R10
+	MOVQ signed+48(FP), R9
+	// K1: 2*ow input bytes; K2: ow output bytes.
+	LEAQ (R10)(R10*1), CX
+	MOVQ $-1, R11
+	CMPQ CX, $64
+	JAE  mpmask
+	MOVQ $1, R11
+	SHLQ CX, R11
+	DECQ R11
+
+mpmask:
+	KMOVQ R11, K1
+	MOVQ  R10, CX
+	MOVQ  $1, R11
+	SHLQ  CX, R11
+	DECQ  R11
+	KMOVD R11, K2
+	LEAQ  (SI)(R8*1), BX
+	SHLQ  $1, R8
+	TESTQ R9, R9
+	JNE   mpsigned
+
+mpunsigned:
+	TESTQ      R12, R12
+	JE         mpdone
+	VMOVDQU8.Z (SI), K1, Z0
+	VMOVDQU8.Z (BX), K1, Z1
+	VPMAXUB    Z1, Z0, Z0
+	VPSRLW     $8, Z0, Z1
+	VPMAXUB    Z1, Z0, Z0
+	VPMOVWB    Z0, Y2
+	VMOVDQU8   Y2, K2, (DI)
+	ADDQ       R8, SI
+	ADDQ       R8, BX
+	ADDQ       R13, DI
+	DECQ       R12
+	JMP        mpunsigned
+
+mpsigned:
+	TESTQ      R12, R12
+	JE         mpdone
+	VMOVDQU8.Z (SI), K1, Z0
+	VMOVDQU8.Z (BX), K1, Z1
+	VPMAXSB    Z1, Z0, Z0
+	VPSRLW     $8, Z0, Z1
+	VPMAXSB    Z1, Z0, Z0
+	VPMOVWB    Z0, Y2
+	VMOVDQU8   Y2, K2, (DI)
+	ADDQ       R8, SI
+	ADDQ       R8, BX
+	ADDQ       R13, DI
+	DECQ       R12
+	JMP        mpsigned
+
+mpdone:
+	VZEROUPPER
+	RET
+
+// func qQuantizeAVX512(n int, x *float32, y *byte, p *qQuantParams, signed int)
+// QuantizeLinear of n values with one scale (QuantizeFloat32): y = sat(
+// round_half_even(clamp(x/s, lo, hi)) + zp), 16 values a step, the last
+// ones with a mask. VMAXPS returns its second source (lo) when x/s is NaN,
+// like the Go code; VCVTPS2DQ rounds half to even (the default MXCSR).
+TEXT ·qQuantizeAVX512(SB), NOSPLIT, $0-40
+	MOVQ         n+0(FP), DX
+	MOVQ         x+8(FP), SI
+	MOVQ         y+16(FP), DI
+	MOVQ         p+24(FP), AX
+	MOVQ         signed+32(FP), R9
+	VBROADCASTSS 0(AX), Z24
+	VBROADCASTSS 4(AX), Z25
+	VBROADCASTSS 8(AX), Z26
+	VPBROADCASTD 12(AX), Z27
+	XORQ         BX, BX
+
+qzloop:
+	MOVQ DX, CX
+	SUBQ BX, CX
+	JLE  qzdone
+	MOVQ $0xFFFF, R11
+	CMPQ CX, $16
+	JAE  qzmask
+	MOVQ $1, R11
+	SHLQ CX, R11
+	DECQ R11
+
+qzmask:
+	KMOVW     R11, K1
+	VMOVUPS.Z (SI)(BX*4), K1, Z0
+	VDIVPS    Z24, Z0, Z0
+	VMAXPS    Z25, Z0, Z0
+	VMINPS    Z26, Z0, Z0
+	VCVTPS2DQ Z0, Z0
+	VPADDD    Z27, Z0, Z0
+	TESTQ     R9, R9
+	JNE       qzsigned
+	VPMOVUSDB Z0, X0
+	JMP       qzstore
+
+qzsigned:
+	VPMOVSDB Z0, X0
+
+qzstore:
+	VMOVDQU8 X0, K1, (DI)(BX*1)
+	ADDQ     $16, BX
+	JMP      qzloop
+
+qzdone:
+	VZEROUPPER
+	RET

@@ -757,3 +757,29 @@ func qCopyRow(dst, src []byte) {
 		copy(dst, src)
 	}
 }
+
+// qQuantParams is the parameter block of qQuantizeAVX512 (keep the layout
+// in sync with qconv_amd64.s).
+type qQuantParams struct {
+	s, lo, hi float32
+	zp        int32
+}
+
+// QuantizeFloat32 quantizes x into y (QuantizeLinear with one scale s and
+// zero point zp): y[i] = round_half_even(clamp(x[i]/s, lo, hi)) + zp, with
+// NaN giving lo, where lo and hi are T's range minus zp (or narrower), so
+// that every result fits. It reports false, writing nothing, where no
+// vector kernel runs (no AVX-512, or len(y) < len(x)); the caller then
+// runs its own loop, which gives the same values.
+func QuantizeFloat32[T int8 | uint8](y []T, x []float32, s, lo, hi float32, zp int32) bool {
+	if !qconvAVX512 || len(x) == 0 || len(y) < len(x) {
+		return false
+	}
+	p := qQuantParams{s: s, lo: lo, hi: hi, zp: zp}
+	signed := 0
+	if signBias[T]() != 0 {
+		signed = 1
+	}
+	qQuantizeAVX512(len(x), &x[0], &asBytes(y)[0], &p, signed)
+	return true
+}

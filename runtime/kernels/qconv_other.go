@@ -29,3 +29,11 @@ func qConvOutAVX512(rows int, n int, acc *int32, ldacc int, p *qOutParams, r *by
 func qInterleaveAVX512(np int, r0 *byte, r1 *byte, r2 *byte, r3 *byte, dst *byte, dstStride int) {
 	panic("kernels: qInterleaveAVX512 without AVX-512")
 }
+
+func qMaxPool2x2AVX512(y *byte, ldy int, x *byte, iw int, rows int, ow int, signed int) {
+	panic("kernels: qMaxPool2x2AVX512 without AVX-512")
+}
+
+func qQuantizeAVX512(n int, x *float32, y *byte, p *qQuantParams, signed int) {
+	panic("kernels: qQuantizeAVX512 without AVX-512")
+}
