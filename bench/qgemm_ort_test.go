@@ -406,7 +406,18 @@ func TestQGemmBench(t *testing.T) {
 	b.WriteString("| M x N x K | threads | kernel GOP/s | executor GOP/s | ORT GOP/s | speed-up kernel/ORT | per-round median (min..max) | executor/ORT | kernel GOP/cpu-s | ORT GOP/cpu-s | CPU speed-up | differ | target |\n")
 	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
 	var failed []string
+	// COMPRESS_QBENCH_SHAPES=MxNxK[,MxNxK...] restricts the run to those
+	// shapes (for quick iterations; the recorded table has them all).
+	only := map[string]bool{}
+	for _, f := range strings.Split(os.Getenv("COMPRESS_QBENCH_SHAPES"), ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			only[f] = true
+		}
+	}
 	for _, sh := range qmmShapes {
+		if len(only) > 0 && !only[fmt.Sprintf("%dx%dx%d", sh.m, sh.n, sh.k)] {
+			continue
+		}
 		for _, threads := range []int{1, 2} {
 			c := newQmmCase(sh.m, sh.n, sh.k, threads)
 			r, err := measureQmm(c, dir, rounds, budget)

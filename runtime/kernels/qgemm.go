@@ -108,6 +108,7 @@ const (
 	qMC          = 64        // M block (a multiple of qMR)
 	qMinTaskMACs = 256 << 10 // minimum multiply-adds per parallel task
 	qOverSplit   = 4         // chunks per worker of a parallel product
+	qGemvChunk   = qNC / qNR // panels per chunk of a parallel GEMV (at most)
 	qGroup       = 4 * qNR   // bytes of one k group of a panel
 )
 
@@ -904,6 +905,13 @@ func (s *QScratch) run(threads int) {
 	}
 	if m == 1 && !q.signedL {
 		workers := min(tasks, panels)
+		if workers > 1 {
+			// A GEMV streams its weights once, so a worker that starts late
+			// (a helper waking up, or descheduled by other load) is best
+			// covered by small chunks: one GEMV kernel call (qGemvChunk
+			// panels) each, which the others can take over.
+			chunks = max(chunks, qCeilDiv(panels, qGemvChunk))
+		}
 		s.parallelChunks(qTaskGemv, min(chunks, panels), workers)
 		return
 	}
