@@ -34,7 +34,7 @@ model=$(lscpu | sed -n 's/^Model name: *//p' | head -n 1)
 	echo "- Date: $start to $(date -u '+%H:%M:%S UTC')"
 	echo "- Machine: ${model:-unknown CPU}, $(nproc) CPUs (nproc); flags: $(grep -o -w -E 'avx2|avx512f|avx512_vnni|avx_vnni' /proc/cpuinfo | sort -u | tr '\n' ' ')"
 	echo "- Load average (1, 5, 15 min) before / after the run: $load_before / $load_after (above 0.5 means other processes shared the cores)"
-	echo "- Commit: $(git rev-parse --short HEAD 2>/dev/null || echo none) $(git diff --quiet 2>/dev/null || echo '(with uncommitted changes)')"
+	echo "- Commit: $(git rev-parse --short HEAD 2>/dev/null || echo none) $(git diff --quiet -- . ":(exclude)$out" 2>/dev/null || echo '(with uncommitted changes)')"
 	echo "- Command: \`bench/run-int8.sh\` (= \`COMPRESS_QBENCH_OUT=FILE go test -tags ort -count=1 -run '^TestQGemmBench\$' ./bench/\`)${GODEBUG:+ with GODEBUG=$GODEBUG}"
 	echo "- Targets (issue 4): 1024x1024x1024 and 256x1024x1024 on 2 threads at least 250 GOP/s and 1.3x onnxruntime; GEMV 1x4096x4096 at least 1.0x"
 	echo

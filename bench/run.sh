@@ -33,7 +33,7 @@ model=$(lscpu | sed -n 's/^Model name: *//p' | head -n 1)
 	echo "- Date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
 	echo "- Machine: ${model:-unknown CPU}, $(nproc) CPUs (nproc)"
 	echo "- Load average (1, 5, 15 min) before / after the run: $load_before / $load_after (above 0.5 means other processes shared the cores)"
-	echo "- Commit: $(git rev-parse --short HEAD 2>/dev/null || echo none) $(git diff --quiet 2>/dev/null || echo '(with uncommitted changes)')"
+	echo "- Commit: $(git rev-parse --short HEAD 2>/dev/null || echo none) $(git diff --quiet -- . ":(exclude)$out" 2>/dev/null || echo '(with uncommitted changes)')"
 	echo "- Target (issue 2): ratio compress/ORT at most 1.2"
 	echo
 	cat "$tmp"
