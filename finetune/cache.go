@@ -153,7 +153,7 @@ func cachePrefix(ctx context.Context, prefix *rt.Graph, frontier []string, ds da
 
 func (s *cachedSource) Len() int { return len(s.labels) }
 
-func (s *cachedSource) epoch(ctx context.Context, perm []int, start int) <-chan batchOrErr {
+func (s *cachedSource) epoch(ctx context.Context, _ int, perm []int, start int) <-chan batchOrErr {
 	ch := make(chan batchOrErr, 1)
 	go func() {
 		defer close(ch)

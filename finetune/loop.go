@@ -190,7 +190,7 @@ type source interface {
 	Len() int
 	// epoch returns a channel of the batches of an epoch from batch start
 	// on, in the order perm gives (nil: data-set order).
-	epoch(ctx context.Context, perm []int, start int) <-chan batchOrErr
+	epoch(ctx context.Context, epoch int, perm []int, start int) <-chan batchOrErr
 }
 
 type batchOrErr struct {
@@ -200,6 +200,12 @@ type batchOrErr struct {
 }
 
 func (t *trainer) setup(ctx context.Context, tg *rt.Graph, train, val data.Dataset) error {
+	if err := t.cfg.Augment.Validate(); err != nil {
+		return err
+	}
+	if t.cfg.CacheFrozen && t.cfg.Augment.Enabled() {
+		return fmt.Errorf("augmentation changes the images every epoch, so the frozen layers' outputs cannot be cached once: drop --cache-frozen or the augmentation")
+	}
 	if t.cfg.CacheFrozen {
 		prefix, suffix, frontier, err := SplitFrozen(tg)
 		if err != nil {
@@ -225,7 +231,7 @@ func (t *trainer) setup(ctx context.Context, tg *rt.Graph, train, val data.Datas
 		}
 	}
 	if !t.cached {
-		t.trainSrc = &loaderSource{ds: train, input: t.input, shape: t.exShape, cfg: t.cfg}
+		t.trainSrc = &loaderSource{ds: train, input: t.input, shape: t.exShape, cfg: t.cfg, augment: t.cfg.Augment}
 		if val != nil {
 			t.valSrc = &loaderSource{ds: val, input: t.input, shape: t.exShape, cfg: t.cfg}
 		}
@@ -242,15 +248,16 @@ func (t *trainer) setup(ctx context.Context, tg *rt.Graph, train, val data.Datas
 // loaderSource batches a data set through data.Loader, with a goroutine
 // preparing the next batch while the current one trains.
 type loaderSource struct {
-	ds    data.Dataset
-	input string
-	shape []int
-	cfg   Config
+	ds      data.Dataset
+	input   string
+	shape   []int
+	cfg     Config
+	augment *data.Augment // training examples only
 }
 
 func (s *loaderSource) Len() int { return s.ds.Len() }
 
-func (s *loaderSource) epoch(ctx context.Context, perm []int, start int) <-chan batchOrErr {
+func (s *loaderSource) epoch(ctx context.Context, epoch int, perm []int, start int) <-chan batchOrErr {
 	ch := make(chan batchOrErr, 1)
 	go func() {
 		defer close(ch)
@@ -258,10 +265,17 @@ func (s *loaderSource) epoch(ctx context.Context, perm []int, start int) <-chan 
 		if perm != nil {
 			ds = &data.Subset{DS: s.ds, Indices: perm}
 		}
-		l, err := data.NewLoader(ds, data.LoaderOptions{BatchSize: s.cfg.BatchSize, Shape: s.shape, Preprocess: s.cfg.Preprocess})
+		opts := data.LoaderOptions{BatchSize: s.cfg.BatchSize, Shape: s.shape, Preprocess: s.cfg.Preprocess}
+		if s.augment.Enabled() {
+			opts.Augment = s.augment
+		}
+		l, err := data.NewLoader(ds, opts)
 		if err != nil {
 			ch <- batchOrErr{err: err}
 			return
+		}
+		if opts.Augment != nil {
+			l = l.WithEpoch(epoch)
 		}
 		var ring [3]*data.Batch
 		for i := start; i < l.NumBatches(); i++ {
@@ -340,7 +354,7 @@ func (t *trainer) run(ctx context.Context) (*Result, error) {
 		}
 		lr := cfg.Schedule.LR(cfg.LR, epoch*steps+max(start-1, 0))
 		step := start
-		for b := range t.trainSrc.epoch(srcCtx, perm, start) {
+		for b := range t.trainSrc.epoch(srcCtx, epoch, perm, start) {
 			if b.err != nil {
 				return nil, b.err
 			}
@@ -534,7 +548,7 @@ func (t *trainer) evaluate(ctx context.Context) (*Metrics, error) {
 	var grad *rt.Tensor
 	total := 0.0
 	correctN := 0
-	for b := range t.valSrc.epoch(ctx, nil, 0) {
+	for b := range t.valSrc.epoch(ctx, 0, nil, 0) {
 		if b.err != nil {
 			return nil, b.err
 		}

@@ -43,6 +43,15 @@ type Config struct {
 
 	Preprocess data.Preprocess
 
+	// Augment, when set and enabled, randomly transforms every training
+	// example (never validation or test examples) before Preprocess, with
+	// new draws every epoch (Augment.Epoch is set by the trainer; its Seed
+	// is used as given). The draws depend only on the seed, the epoch and
+	// the example, so training stays deterministic and resumable. It cannot
+	// be combined with CacheFrozen, which computes the frozen layers'
+	// outputs once.
+	Augment *data.Augment
+
 	// Checkpoint is a file written at the end of every epoch and when the
 	// context is cancelled; Resume continues from it.
 	Checkpoint string

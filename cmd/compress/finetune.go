@@ -116,6 +116,10 @@ func trainFlags() []cli.Flag {
 		&cli.StringFlag{Name: "checkpoint", Usage: "checkpoint `FILE` (default OUT.ckpt)"},
 		&cli.BoolFlag{Name: "resume", Usage: "continue from the checkpoint"},
 		&cli.BoolFlag{Name: "cache-frozen", Usage: "compute the frozen front of the network once and train the rest"},
+		&cli.Float64Flag{Name: "augment-rotate", Usage: "augmentation: rotate training images by a random angle in [-`DEG`, DEG]"},
+		&cli.BoolFlag{Name: "augment-flip", Usage: "augmentation: mirror training images left-right with probability 1/2"},
+		&cli.Float64Flag{Name: "augment-crop", Usage: "augmentation: random resized crop of an area fraction in [`MIN`, 1] (e.g. 0.5)"},
+		&cli.IntFlag{Name: "augment-translate", Usage: "augmentation: shift training images by up to `PX` pixels along each axis"},
 		&cli.Float64Flag{Name: "scale", Value: 1, Usage: "multiply stored values by `X` first (e.g. 0.00392157 = 1/255)"},
 		&cli.StringFlag{Name: "mean", Usage: "subtract `M` (one value, or one per channel)"},
 		&cli.StringFlag{Name: "std", Usage: "then divide by `S` (one value, or one per channel)"},
@@ -415,6 +419,20 @@ func trainConfig(c *cli.Context) (finetune.Config, error) {
 		for _, w := range ws {
 			cfg.ClassWeights = append(cfg.ClassWeights, float64(w))
 		}
+	}
+	aug := &data.Augment{RotateDegrees: c.Float64("augment-rotate"), FlipHorizontal: c.Bool("augment-flip"),
+		TranslatePixels: c.Int("augment-translate"), Seed: cfg.Seed}
+	if v := c.Float64("augment-crop"); v != 0 {
+		if v < 0 || v > 1 {
+			return cfg, fmt.Errorf("--augment-crop %g: give the smallest area fraction to keep, in (0, 1]", v)
+		}
+		aug.CropScale = [2]float64{v, 1}
+	}
+	if err := aug.Validate(); err != nil {
+		return cfg, fmt.Errorf("--augment-*: %w", err)
+	}
+	if aug.Enabled() {
+		cfg.Augment = aug
 	}
 	cfg.Preprocess = data.Preprocess{Scale: float32(c.Float64("scale"))}
 	if cfg.Preprocess.Mean, err = data.ParseFloats(c.String("mean")); err != nil {
