@@ -203,6 +203,9 @@ func (t *trainer) setup(ctx context.Context, tg *rt.Graph, train, val data.Datas
 	if err := t.cfg.Augment.Validate(); err != nil {
 		return err
 	}
+	if err := checkEvalMode(tg, t.cfg.EvalMode); err != nil {
+		return err
+	}
 	if t.cfg.CacheFrozen && t.cfg.Augment.Enabled() {
 		return fmt.Errorf("augmentation changes the images every epoch, so the frozen layers' outputs cannot be cached once: drop --cache-frozen or the augmentation")
 	}
@@ -236,7 +239,7 @@ func (t *trainer) setup(ctx context.Context, tg *rt.Graph, train, val data.Datas
 			t.valSrc = &loaderSource{ds: val, input: t.input, shape: t.exShape, cfg: t.cfg}
 		}
 	}
-	ex, err := rt.NewGradExecutor(tg, rt.TrainOptions{Threads: t.cfg.Threads, Seed: t.cfg.Seed})
+	ex, err := rt.NewGradExecutor(tg, rt.TrainOptions{Threads: t.cfg.Threads, Seed: t.cfg.Seed, EvalMode: evalModeFunc(t.cfg.EvalMode)})
 	if err != nil {
 		return err
 	}
@@ -657,4 +660,49 @@ func firstNonFinite(x []float32) int {
 		}
 	}
 	return -1
+}
+
+// evalModeFunc turns Config.EvalMode into a TrainOptions.EvalMode: the
+// nodes it matches, plus BatchNormalizations whose scale and bias are both
+// frozen (the runtime's default). Every pattern must match a
+// BatchNormalization or Dropout node of g.
+func evalModeFunc(pats []Pattern) func(*rt.Graph, *rt.Node) bool {
+	if len(pats) == 0 {
+		return nil
+	}
+	return func(g *rt.Graph, n *rt.Node) bool {
+		switch n.OpType {
+		case "BatchNormalization":
+			if anyMatch(pats, n.Name) {
+				return true
+			}
+			for _, in := range []string{n.Input(1), n.Input(2)} {
+				if p, ok := g.Params[in]; ok && p.Trainable {
+					return false
+				}
+			}
+			return true
+		case "Dropout":
+			return anyMatch(pats, n.Name)
+		}
+		return false
+	}
+}
+
+// checkEvalMode checks that every Config.EvalMode pattern matches a
+// BatchNormalization or Dropout node of g.
+func checkEvalMode(g *rt.Graph, pats []Pattern) error {
+	for _, p := range pats {
+		found := false
+		for _, n := range g.Nodes {
+			if (n.OpType == "BatchNormalization" || n.OpType == "Dropout") && p.Match(n.Name) {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return fmt.Errorf("eval-mode pattern %q matches no BatchNormalization or Dropout node (node names: see 'compress inspect')", p)
+		}
+	}
+	return nil
 }

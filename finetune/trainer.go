@@ -43,6 +43,13 @@ type Config struct {
 
 	Preprocess data.Preprocess
 
+	// EvalMode names BatchNormalization and Dropout nodes (patterns, see
+	// ParsePattern) that stay in inference mode while training: such a
+	// BatchNormalization normalises with its running statistics and does not
+	// update them, such a Dropout passes values through. A BatchNormalization
+	// whose scale and bias are both frozen is in inference mode anyway.
+	EvalMode []Pattern
+
 	// Augment, when set and enabled, randomly transforms every training
 	// example (never validation or test examples) before Preprocess, with
 	// new draws every epoch (Augment.Epoch is set by the trainer; its Seed

@@ -116,6 +116,7 @@ func trainFlags() []cli.Flag {
 		&cli.StringFlag{Name: "checkpoint", Usage: "checkpoint `FILE` (default OUT.ckpt)"},
 		&cli.BoolFlag{Name: "resume", Usage: "continue from the checkpoint"},
 		&cli.BoolFlag{Name: "cache-frozen", Usage: "compute the frozen front of the network once and train the rest"},
+		&cli.StringSliceFlag{Name: "eval-mode", Usage: "keep the BatchNormalization or Dropout nodes matching `PATTERN` in inference mode while training (repeatable)"},
 		&cli.Float64Flag{Name: "augment-rotate", Usage: "augmentation: rotate training images by a random angle in [-`DEG`, DEG]"},
 		&cli.BoolFlag{Name: "augment-flip", Usage: "augmentation: mirror training images left-right with probability 1/2"},
 		&cli.Float64Flag{Name: "augment-crop", Usage: "augmentation: random resized crop of an area fraction in [`MIN`, 1] (e.g. 0.5)"},
@@ -419,6 +420,13 @@ func trainConfig(c *cli.Context) (finetune.Config, error) {
 		for _, w := range ws {
 			cfg.ClassWeights = append(cfg.ClassWeights, float64(w))
 		}
+	}
+	for _, s := range c.StringSlice("eval-mode") {
+		p, err := finetune.ParsePattern(s)
+		if err != nil {
+			return cfg, fmt.Errorf("--eval-mode: %w", err)
+		}
+		cfg.EvalMode = append(cfg.EvalMode, p)
 	}
 	aug := &data.Augment{RotateDegrees: c.Float64("augment-rotate"), FlipHorizontal: c.Bool("augment-flip"),
 		TranslatePixels: c.Int("augment-translate"), Seed: cfg.Seed}

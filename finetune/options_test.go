@@ -89,3 +89,43 @@ func TestTrainAugment(t *testing.T) {
 		t.Errorf("negative translation: error %v, want a validation error", err)
 	}
 }
+
+// TestTrainEvalMode checks that BatchNormalization nodes named by EvalMode
+// keep their running statistics while the others update theirs, and that a
+// pattern matching no such node is an error.
+func TestTrainEvalMode(t *testing.T) {
+	ds := squares(t, 64)
+	g, err := models.Build("resnet", models.Config{Input: []int{1, 8, 8}, Classes: 4, Width: 0.25, Seed: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runningMean := func(g *rt.Graph, node string) []float32 {
+		for _, n := range g.Nodes {
+			if n.Name == node {
+				return append([]float32(nil), g.Params[n.Input(3)].T.F32...)
+			}
+		}
+		t.Fatalf("no node %s", node)
+		return nil
+	}
+	before1, before2 := runningMean(g, "layer1.0.bn1"), runningMean(g, "layer2.0.bn1")
+	pat, err := ParsePattern("layer1.*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Epochs: 1, BatchSize: 16, Seed: 1, Threads: 1, EvalMode: []Pattern{pat}}
+	if _, err := Train(context.Background(), g, ds, nil, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if d := diffParams(map[string][]float32{"m": before1}, map[string][]float32{"m": runningMean(g, "layer1.0.bn1")}, 0); d != "" {
+		t.Errorf("layer1.0.bn1 is in eval mode but its running mean changed: %s", d)
+	}
+	if diffParams(map[string][]float32{"m": before2}, map[string][]float32{"m": runningMean(g, "layer2.0.bn1")}, 0) == "" {
+		t.Error("layer2.0.bn1 trains but its running mean did not change")
+	}
+	bad, _ := ParsePattern("nothing*")
+	cfg.EvalMode = []Pattern{bad}
+	if _, err := Train(context.Background(), g, ds, nil, cfg); err == nil || !strings.Contains(err.Error(), `"nothing*" matches no BatchNormalization`) {
+		t.Errorf("pattern matching nothing: error %v", err)
+	}
+}
