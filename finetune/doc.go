@@ -46,7 +46,11 @@
 // (TrainOnly). A pattern that matches nothing is an error, so a typo does
 // not silently train everything. Integer and shape-like parameters and
 // BatchNormalization running statistics never train; a BatchNormalization
-// whose scale and bias are frozen stays in inference mode.
+// whose scale and bias are frozen stays in inference mode; Config.EvalMode
+// names further BatchNormalization and Dropout nodes to keep in inference
+// mode. Config.Augment randomly rotates, flips, crops and shifts training
+// images, with draws that depend only on the seed, the epoch and the
+// example, so augmented runs stay deterministic and resumable.
 //
 // FindHead and ReplaceHead locate and replace the final classifier: a Gemm
 // (transB 0 or 1, with or without bias) or a MatMul with an optional bias
