@@ -66,6 +66,47 @@ func convLenErr(what string, got, want int) error {
 	return fmt.Errorf("%s has %d elements, the backward was compiled for %d", what, got, want)
 }
 
+// convGradOperands holds what the Conv and ConvTranspose backwards need to
+// check their operands: which gradients they compute and the lengths of X,
+// W and dY they were compiled for.
+type convGradOperands struct {
+	needX, needW, needB bool
+	xLen, wLen, yLen    int
+}
+
+// operands checks the lengths of X, W, dY and of the gradients to compute
+// (m output channels for the bias) and returns them; a gradient that is not
+// wanted is nil.
+func (o *convGradOperands) operands(in, gradOut, gradIn []*Tensor, m int) (x, w, dy, dx, dw, db []float32, err error) {
+	dy = gradOut[0].F32
+	if len(dy) != o.yLen {
+		return nil, nil, nil, nil, nil, nil, convLenErr("the output gradient", len(dy), o.yLen)
+	}
+	x, w = in[0].F32, in[1].F32
+	if len(x) != o.xLen {
+		return nil, nil, nil, nil, nil, nil, convLenErr("X", len(x), o.xLen)
+	}
+	if len(w) != o.wLen {
+		return nil, nil, nil, nil, nil, nil, convLenErr("W", len(w), o.wLen)
+	}
+	if o.needX && gradIn[0] != nil {
+		if dx = gradIn[0].F32; len(dx) != o.xLen {
+			return nil, nil, nil, nil, nil, nil, convLenErr("the gradient of X", len(dx), o.xLen)
+		}
+	}
+	if o.needW && gradIn[1] != nil {
+		if dw = gradIn[1].F32; len(dw) != o.wLen {
+			return nil, nil, nil, nil, nil, nil, convLenErr("the gradient of W", len(dw), o.wLen)
+		}
+	}
+	if o.needB && len(gradIn) > 2 && gradIn[2] != nil {
+		if db = gradIn[2].F32; len(db) != m {
+			return nil, nil, nil, nil, nil, nil, convLenErr("the gradient of B", len(db), m)
+		}
+	}
+	return x, w, dy, dx, dw, db, nil
+}
+
 // gradChunks returns the number of batch chunks for a weight gradient of
 // wsize elements over n images (needW) or for the input gradient alone.
 func gradChunks(n, wsize int, needW bool) int {
@@ -163,10 +204,9 @@ func (a *wgradAcc) reduceRange(dw []float32, lo, hi int) {
 
 // convGradKernel is the backward of Conv.
 type convGradKernel struct {
-	f                   *convKernel
-	needX, needW, needB bool
-	xLen, wLen, yLen    int
-	chunks              int // fixed batch chunks (see the file comment)
+	f *convKernel
+	convGradOperands
+	chunks int // fixed batch chunks (see the file comment)
 	// acc sums the weight gradient; it is transposed, per group
 	// [Cg*K x Mg] = col * dY^T, when that product (many rows, Mg columns)
 	// is cheaper to pack than dY * col^T.
@@ -232,7 +272,7 @@ func newConvGrad(n *Node, in []ValueMeta, needGrad []bool, opts convGradOptions)
 	}
 	f := fk.(*convKernel)
 	need := func(i int) bool { return i < len(needGrad) && needGrad[i] }
-	k := &convGradKernel{f: f, needX: need(0), needW: need(1), needB: need(2) && f.hasBias}
+	k := &convGradKernel{f: f, convGradOperands: convGradOperands{needX: need(0), needW: need(1), needB: need(2) && f.hasBias}}
 	k.xLen, k.wLen = NumElements(in[0].Shape), NumElements(in[1].Shape)
 	k.yLen = f.n * f.m * f.outSize
 	if f.depthwise || (!k.needX && !k.needW) {
@@ -338,32 +378,9 @@ func (k *convGradKernel) Backward(ctx *ExecContext, in, out, gradOut, gradIn []*
 		return nil
 	}
 	f := k.f
-	dy := gradOut[0].F32
-	if len(dy) != k.yLen {
-		return convLenErr("the output gradient", len(dy), k.yLen)
-	}
-	x, w := in[0].F32, in[1].F32
-	if len(x) != k.xLen {
-		return convLenErr("X", len(x), k.xLen)
-	}
-	if len(w) != k.wLen {
-		return convLenErr("W", len(w), k.wLen)
-	}
-	var dx, dw, db []float32
-	if k.needX && gradIn[0] != nil {
-		if dx = gradIn[0].F32; len(dx) != k.xLen {
-			return convLenErr("the gradient of X", len(dx), k.xLen)
-		}
-	}
-	if k.needW && gradIn[1] != nil {
-		if dw = gradIn[1].F32; len(dw) != k.wLen {
-			return convLenErr("the gradient of W", len(dw), k.wLen)
-		}
-	}
-	if k.needB && len(gradIn) > 2 && gradIn[2] != nil {
-		if db = gradIn[2].F32; len(db) != f.m {
-			return convLenErr("the gradient of B", len(db), f.m)
-		}
+	x, w, dy, dx, dw, db, err := k.operands(in, gradOut, gradIn, f.m)
+	if err != nil {
+		return err
 	}
 	threads := max(ctx.Threads, 1)
 	if db != nil {
@@ -785,19 +802,18 @@ func depthwisePlaneGradW(g *geom3, xc, dyc, dwc []float32) {
 // with the same tiling (rows of X positions), batch chunks and
 // determinism as the Conv backward.
 type convTransposeGradKernel struct {
-	f                   *convTransposeKernel
-	cg3                 geom3    // im2col geometry over dY: in = Y's spatial sizes, out = X's
-	taps                []colTap // rows of the column matrix (Mg channels of dY)
-	needX, needW, needB bool
-	xLen, wLen, yLen    int
-	rows, tileRows      int // X rows (positions / X's last axis) and rows per tile
-	tiles, chunks       int
-	acc                 wgradAcc
-	colN                int
-	scratch             [][]float32
-	wp                  []kernels.PackedA // per group W_g [Cg x Mg*K] packed for dX
-	wpBuf               []float32
-	wpConst             bool
+	f    *convTransposeKernel
+	cg3  geom3    // im2col geometry over dY: in = Y's spatial sizes, out = X's
+	taps []colTap // rows of the column matrix (Mg channels of dY)
+	convGradOperands
+	rows, tileRows int // X rows (positions / X's last axis) and rows per tile
+	tiles, chunks  int
+	acc            wgradAcc
+	colN           int
+	scratch        [][]float32
+	wp             []kernels.PackedA // per group W_g [Cg x Mg*K] packed for dX
+	wpBuf          []float32
+	wpConst        bool
 }
 
 func compileConvTransposeGrad(n *Node, in, out []ValueMeta, needGrad []bool) (GradKernel, error) {
@@ -810,7 +826,7 @@ func compileConvTransposeGrad(n *Node, in, out []ValueMeta, needGrad []bool) (Gr
 	}
 	f := fk.(*convTransposeKernel)
 	need := func(i int) bool { return i < len(needGrad) && needGrad[i] }
-	k := &convTransposeGradKernel{f: f, needX: need(0), needW: need(1), needB: need(2) && f.hasBias}
+	k := &convTransposeGradKernel{f: f, convGradOperands: convGradOperands{needX: need(0), needW: need(1), needB: need(2) && f.hasBias}}
 	k.xLen, k.wLen = NumElements(in[0].Shape), NumElements(in[1].Shape)
 	k.yLen = f.n * f.m * f.outSize
 	if !k.needX && !k.needW {
@@ -876,32 +892,9 @@ func (k *convTransposeGradKernel) Backward(ctx *ExecContext, in, out, gradOut, g
 		return nil
 	}
 	f := k.f
-	dy := gradOut[0].F32
-	if len(dy) != k.yLen {
-		return convLenErr("the output gradient", len(dy), k.yLen)
-	}
-	x, w := in[0].F32, in[1].F32
-	if len(x) != k.xLen {
-		return convLenErr("X", len(x), k.xLen)
-	}
-	if len(w) != k.wLen {
-		return convLenErr("W", len(w), k.wLen)
-	}
-	var dx, dw, db []float32
-	if k.needX && gradIn[0] != nil {
-		if dx = gradIn[0].F32; len(dx) != k.xLen {
-			return convLenErr("the gradient of X", len(dx), k.xLen)
-		}
-	}
-	if k.needW && gradIn[1] != nil {
-		if dw = gradIn[1].F32; len(dw) != k.wLen {
-			return convLenErr("the gradient of W", len(dw), k.wLen)
-		}
-	}
-	if k.needB && len(gradIn) > 2 && gradIn[2] != nil {
-		if db = gradIn[2].F32; len(db) != f.m {
-			return convLenErr("the gradient of B", len(db), f.m)
-		}
+	x, w, dy, dx, dw, db, err := k.operands(in, gradOut, gradIn, f.m)
+	if err != nil {
+		return err
 	}
 	threads := max(ctx.Threads, 1)
 	if db != nil {
