@@ -78,7 +78,7 @@ func compileQLinearConv(n *Node, in []ValueMeta) (Kernel, []ValueMeta, error) {
 		if k.actLo, k.actHi, err = actBounds(k.act); err != nil {
 			return nil, nil, err
 		}
-		if !k.present(in, k.iYS) {
+		if !present(in, k.iYS) {
 			k.outKind = qoutFloat
 		}
 	} else {
@@ -92,7 +92,8 @@ func compileConvInteger(n *Node, in []ValueMeta) (Kernel, []ValueMeta, error) {
 	return k.compile(n, in)
 }
 
-func (k *qconvKernel) present(in []ValueMeta, i int) bool {
+// present reports whether optional input i (-1: none) was given.
+func present(in []ValueMeta, i int) bool {
 	return i >= 0 && i < len(in) && in[i].DType != Undefined
 }
 
@@ -139,7 +140,7 @@ func (k *qconvKernel) compile(n *Node, in []ValueMeta) (Kernel, []ValueMeta, err
 	}
 
 	// Parameters.
-	if k.present(in, k.iXZ) {
+	if present(in, k.iXZ) {
 		if err := checkScalarMeta("x_zero_point", in[k.iXZ], x.DType); err != nil {
 			return nil, nil, err
 		}
@@ -155,13 +156,13 @@ func (k *qconvKernel) compile(n *Node, in []ValueMeta) (Kernel, []ValueMeta, err
 			return nil, nil, err
 		}
 	}
-	if k.present(in, k.iB) {
+	if present(in, k.iB) {
 		b := in[k.iB]
 		if b.DType != Int32 || len(b.Shape) != 1 || b.Shape[0] != k.m {
 			return nil, nil, fmt.Errorf("B must be an int32 vector of %d values (quantised with scale x_scale*w_scale), got %v %v", k.m, b.DType, b.Shape)
 		}
 	}
-	if k.present(in, k.iFB) {
+	if present(in, k.iFB) {
 		if err := checkFloatBias(in[k.iFB], k.m, k.outKind); err != nil {
 			return nil, nil, err
 		}
@@ -175,7 +176,7 @@ func (k *qconvKernel) compile(n *Node, in []ValueMeta) (Kernel, []ValueMeta, err
 			return nil, nil, err
 		}
 		k.outDT = Uint8
-		if k.present(in, k.iYZ) {
+		if present(in, k.iYZ) {
 			if err := checkScalarMeta("y_zero_point", in[k.iYZ], Undefined); err != nil {
 				return nil, nil, err
 			}
@@ -184,7 +185,7 @@ func (k *qconvKernel) compile(n *Node, in []ValueMeta) (Kernel, []ValueMeta, err
 	}
 	k.constP = true
 	for _, i := range []int{k.iXS, k.iXZ, k.iWS, k.iWZ, k.iYS, k.iYZ, k.iB, k.iFB} {
-		if k.present(in, i) && in[i].Const == nil {
+		if present(in, i) && in[i].Const == nil {
 			k.constP = false
 		}
 	}
@@ -193,7 +194,7 @@ func (k *qconvKernel) compile(n *Node, in []ValueMeta) (Kernel, []ValueMeta, err
 			return nil, nil, err
 		}
 	}
-	if w.Const != nil && (!k.present(in, k.iWZ) || in[k.iWZ].Const != nil) {
+	if w.Const != nil && (!present(in, k.iWZ) || in[k.iWZ].Const != nil) {
 		k.wB = k.packWeights(w.Const, tensorAt(constTensors(in), k.iWZ), nil)
 		if k.fast, err = newQConvFast(k); err != nil {
 			return nil, nil, err

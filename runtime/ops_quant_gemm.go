@@ -367,7 +367,7 @@ func compileQGemm(n *Node, in []ValueMeta) (Kernel, []ValueMeta, error) {
 	k.transA = n.AttrInt("transA", 0) != 0
 	k.transB = n.AttrInt("transB", 0) != 0
 	k.outKind = qoutFloat
-	if k.present(in, k.iYS) {
+	if present(in, k.iYS) {
 		k.outKind = qoutQuant
 	}
 	var err error
@@ -381,10 +381,6 @@ func compileQGemm(n *Node, in []ValueMeta) (Kernel, []ValueMeta, error) {
 		return nil, nil, fmt.Errorf("A and B must be 2-D, got shapes %v and %v", in[0].Shape, in[3].Shape)
 	}
 	return k.compile(n, in)
-}
-
-func (k *qmmKernel) present(in []ValueMeta, i int) bool {
-	return i >= 0 && i < len(in) && in[i].DType != Undefined
 }
 
 func (k *qmmKernel) compile(n *Node, in []ValueMeta) (Kernel, []ValueMeta, error) {
@@ -418,10 +414,10 @@ func (k *qmmKernel) compile(n *Node, in []ValueMeta) (Kernel, []ValueMeta, error
 	}
 	k.mm, k.m, k.n, k.k = mm, mm.m, mm.n, mm.k
 	// Zero points must have the type of their operand.
-	if k.present(in, k.iAZ) && in[k.iAZ].DType != a.DType {
+	if present(in, k.iAZ) && in[k.iAZ].DType != a.DType {
 		return nil, nil, fmt.Errorf("a_zero_point is %v, A is %v: they must have the same type", in[k.iAZ].DType, a.DType)
 	}
-	if k.present(in, k.iBZ) && in[k.iBZ].DType != b.DType {
+	if present(in, k.iBZ) && in[k.iBZ].DType != b.DType {
 		return nil, nil, fmt.Errorf("b_zero_point is %v, B is %v: they must have the same type", in[k.iBZ].DType, b.DType)
 	}
 	rowsPerMatrix := 1
@@ -430,7 +426,7 @@ func (k *qmmKernel) compile(n *Node, in []ValueMeta) (Kernel, []ValueMeta, error
 	}
 	if k.outKind == qoutInt32 {
 		// MatMulInteger: a_zero_point per tensor or per row of A.
-		if k.present(in, k.iAZ) {
+		if present(in, k.iAZ) {
 			c := NumElements(in[k.iAZ].Shape)
 			if !(c == 1 && len(in[k.iAZ].Shape) <= 1) && (len(in[k.iAZ].Shape) != 1 || c != rowsPerMatrix) {
 				return nil, nil, fmt.Errorf("a_zero_point of shape %v must be a scalar or hold one value per row of A (%d)", in[k.iAZ].Shape, rowsPerMatrix)
@@ -450,7 +446,7 @@ func (k *qmmKernel) compile(n *Node, in []ValueMeta) (Kernel, []ValueMeta, error
 			return nil, nil, err
 		}
 	}
-	if k.present(in, k.iC) {
+	if present(in, k.iC) {
 		c := in[k.iC]
 		if c.DType != Int32 {
 			return nil, nil, fmt.Errorf("C must be int32 (quantised with scale a_scale*b_scale, zero point 0), got %v", c.DType)
@@ -460,7 +456,7 @@ func (k *qmmKernel) compile(n *Node, in []ValueMeta) (Kernel, []ValueMeta, error
 			return nil, nil, fmt.Errorf("C of shape %v must be a scalar or a row of %d values", c.Shape, k.n)
 		}
 	}
-	if k.present(in, k.iFB) {
+	if present(in, k.iFB) {
 		if err := checkFloatBias(in[k.iFB], k.n, k.outKind); err != nil {
 			return nil, nil, err
 		}
@@ -473,7 +469,7 @@ func (k *qmmKernel) compile(n *Node, in []ValueMeta) (Kernel, []ValueMeta, error
 		if err := checkScalarMeta("y_scale", in[k.iYS], Float32); err != nil {
 			return nil, nil, err
 		}
-		if !k.present(in, k.iYZ) {
+		if !present(in, k.iYZ) {
 			k.outDT = Uint8
 		} else {
 			if err := checkScalarMeta("y_zero_point", in[k.iYZ], Undefined); err != nil {
@@ -488,7 +484,7 @@ func (k *qmmKernel) compile(n *Node, in []ValueMeta) (Kernel, []ValueMeta, error
 	// Constant parameters are resolved once.
 	k.constP = true
 	for _, i := range []int{k.iAS, k.iAZ, k.iBS, k.iBZ, k.iC, k.iYS, k.iYZ, k.iFB} {
-		if k.present(in, i) && in[i].Const == nil {
+		if present(in, i) && in[i].Const == nil {
 			k.constP = false
 		}
 	}
@@ -500,10 +496,10 @@ func (k *qmmKernel) compile(n *Node, in []ValueMeta) (Kernel, []ValueMeta, error
 	if b.Const != nil && mm.sharedB {
 		k.constB = &qmatB{}
 		var zb *Tensor
-		if k.present(in, k.iBZ) {
+		if present(in, k.iBZ) {
 			zb = in[k.iBZ].Const
 		}
-		if zb != nil || !k.present(in, k.iBZ) {
+		if zb != nil || !present(in, k.iBZ) {
 			k.constB.setB(k.k, k.n, b.Const, 0, k.transB, zb)
 			if err := k.constB.packFast(); err != nil {
 				return nil, nil, err
