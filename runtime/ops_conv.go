@@ -267,18 +267,8 @@ func compileConv(n *Node, in []ValueMeta) (Kernel, []ValueMeta, error) {
 	if k.act, err = parseFusedAct(n); err != nil {
 		return nil, nil, err
 	}
-	if len(in) > 2 && in[2].DType != Undefined {
-		if err := checkFloat("B", in[2]); err != nil {
-			return nil, nil, err
-		}
-		if len(in[2].Shape) != 1 || in[2].Shape[0] != k.m {
-			return nil, nil, fmt.Errorf("bias B must have shape [%d], got %v", k.m, in[2].Shape)
-		}
-		k.hasBias = true
-		if in[2].Const != nil {
-			k.constBias = true
-			k.bias = in[2].Const.F32
-		}
+	if k.hasBias, k.constBias, k.bias, err = convBias(in, k.m); err != nil {
+		return nil, nil, err
 	}
 	if in[1].Const != nil {
 		k.w = in[1].Const.F32
@@ -1024,18 +1014,8 @@ func compileConvTranspose(n *Node, in []ValueMeta) (Kernel, []ValueMeta, error) 
 	if k.act, err = parseFusedAct(n); err != nil {
 		return nil, nil, err
 	}
-	if len(in) > 2 && in[2].DType != Undefined {
-		if err := checkFloat("B", in[2]); err != nil {
-			return nil, nil, err
-		}
-		if len(in[2].Shape) != 1 || in[2].Shape[0] != k.m {
-			return nil, nil, fmt.Errorf("bias B must have shape [%d], got %v", k.m, in[2].Shape)
-		}
-		k.hasBias = true
-		if in[2].Const != nil {
-			k.constBias = true
-			k.bias = in[2].Const.F32
-		}
+	if k.hasBias, k.constBias, k.bias, err = convBias(in, k.m); err != nil {
+		return nil, nil, err
 	}
 	if in[1].Const != nil {
 		k.w = in[1].Const.F32
@@ -1158,4 +1138,23 @@ func (k *convTransposeKernel) col2im(col, yg, bias []float32, threads int) {
 			k.act.apply(yc)
 		}
 	})
+}
+
+// convBias checks the optional float bias B (input 2) of a Conv or
+// ConvTranspose with m output channels: whether there is one, and its
+// values when it is a constant.
+func convBias(in []ValueMeta, m int) (has, isConst bool, bias []float32, err error) {
+	if len(in) <= 2 || in[2].DType == Undefined {
+		return false, false, nil, nil
+	}
+	if err := checkFloat("B", in[2]); err != nil {
+		return false, false, nil, err
+	}
+	if len(in[2].Shape) != 1 || in[2].Shape[0] != m {
+		return false, false, nil, fmt.Errorf("bias B must have shape [%d], got %v", m, in[2].Shape)
+	}
+	if in[2].Const != nil {
+		return true, true, in[2].Const.F32, nil
+	}
+	return true, false, nil, nil
 }
