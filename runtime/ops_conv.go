@@ -188,9 +188,8 @@ func forwardGeom(g *geom3, inSp []int, autoPad string, ceil bool) error {
 // there are at least as many as threads; otherwise the threads work inside
 // each item. The kernels give the same bits for any thread count.
 type convKernel struct {
-	g                  geom3
-	n, c, m            int // batch, input channels, output channels
-	group, cg, mg      int // groups, input and output channels per group
+	g geom3
+	convDims
 	inSize, outSize    int // spatial elements per plane
 	kSize, colRows     int // kernel elements; rows of the im2col matrix (cg*kSize)
 	pointwise          bool
@@ -237,30 +236,12 @@ func compileConv(n *Node, in []ValueMeta) (Kernel, []ValueMeta, error) {
 	if len(ws) != len(xs) {
 		return nil, nil, fmt.Errorf("W of shape %v must have the rank of X %v", ws, xs)
 	}
-	rank := len(xs) - 2
-	g, autoPad, err := windowAttrs(n, rank, ws[2:])
+	k := &convKernel{}
+	g, outShape, err := k.convDims.check(n, xs, ws)
 	if err != nil {
 		return nil, nil, err
 	}
-	k := &convKernel{n: xs[0], c: xs[1], m: ws[0], group: int(n.AttrInt("group", 1))}
-	if k.group < 1 {
-		return nil, nil, fmt.Errorf("group must be positive, got %d", k.group)
-	}
-	if k.c%k.group != 0 || k.m%k.group != 0 {
-		return nil, nil, fmt.Errorf("input channels %d and output channels %d must both be divisible by group %d", k.c, k.m, k.group)
-	}
-	k.cg, k.mg = k.c/k.group, k.m/k.group
-	if ws[1] != k.cg {
-		return nil, nil, fmt.Errorf("input has %d channels, weight expects %d (group %d)", k.c, ws[1]*k.group, k.group)
-	}
-	if err := forwardGeom(&g, xs[2:], autoPad, false); err != nil {
-		return nil, nil, err
-	}
 	k.g = g
-	outShape := append([]int{k.n, k.m}, g.outSpatial()...)
-	if err := CheckShape(outShape); err != nil {
-		return nil, nil, err
-	}
 	if err := CheckShape([]int{k.cg, g.kSize(), g.outSize()}); err != nil {
 		return nil, nil, fmt.Errorf("im2col matrix: %w", err)
 	}
@@ -1157,4 +1138,39 @@ func convBias(in []ValueMeta, m int) (has, isConst bool, bias []float32, err err
 		return true, true, in[2].Const.F32, nil
 	}
 	return true, false, nil, nil
+}
+
+// convDims are the batch size and channel counts of a convolution.
+type convDims struct {
+	n, c, m, group int
+	cg, mg         int // channels per group: input, output
+}
+
+// check reads them from X [N C spatial...], W [M C/group kernel...] and
+// the group attribute, checks that they agree, and returns the window
+// geometry with its output sizes and the output shape.
+func (d *convDims) check(n *Node, xs, ws []int) (geom3, []int, error) {
+	g, autoPad, err := windowAttrs(n, len(xs)-2, ws[2:])
+	if err != nil {
+		return g, nil, err
+	}
+	d.n, d.c, d.m, d.group = xs[0], xs[1], ws[0], int(n.AttrInt("group", 1))
+	if d.group < 1 {
+		return g, nil, fmt.Errorf("group must be positive, got %d", d.group)
+	}
+	if d.c%d.group != 0 || d.m%d.group != 0 {
+		return g, nil, fmt.Errorf("input channels %d and output channels %d must both be divisible by group %d", d.c, d.m, d.group)
+	}
+	d.cg, d.mg = d.c/d.group, d.m/d.group
+	if ws[1] != d.cg {
+		return g, nil, fmt.Errorf("input has %d channels, weight expects %d (group %d)", d.c, ws[1]*d.group, d.group)
+	}
+	if err := forwardGeom(&g, xs[2:], autoPad, false); err != nil {
+		return g, nil, err
+	}
+	outShape := append([]int{d.n, d.m}, g.outSpatial()...)
+	if err := CheckShape(outShape); err != nil {
+		return g, nil, err
+	}
+	return g, outShape, nil
 }

@@ -33,9 +33,8 @@ func init() {
 
 // qconvKernel is a compiled quantised convolution.
 type qconvKernel struct {
-	g                 geom3
-	n, c, m           int // batch, input channels, output channels
-	group, cg, mg     int
+	g geom3
+	convDims
 	inSize, outSize   int
 	kSize, colRows    int
 	xDT               DType
@@ -113,26 +112,11 @@ func (k *qconvKernel) compile(n *Node, in []ValueMeta) (Kernel, []ValueMeta, err
 	if len(ws) != len(xs) {
 		return nil, nil, fmt.Errorf("w of shape %v must have the rank of x %v", ws, xs)
 	}
-	g, autoPad, err := windowAttrs(n, len(xs)-2, ws[2:])
+	g, outShape, err := k.convDims.check(n, xs, ws)
 	if err != nil {
 		return nil, nil, err
 	}
-	k.n, k.c, k.m, k.group = xs[0], xs[1], ws[0], int(n.AttrInt("group", 1))
-	if k.group < 1 || k.c%k.group != 0 || k.m%k.group != 0 {
-		return nil, nil, fmt.Errorf("group %d must be positive and divide the input channels %d and output channels %d", k.group, k.c, k.m)
-	}
-	k.cg, k.mg = k.c/k.group, k.m/k.group
-	if ws[1] != k.cg {
-		return nil, nil, fmt.Errorf("x has %d channels, w expects %d (group %d)", k.c, ws[1]*k.group, k.group)
-	}
-	if err := forwardGeom(&g, xs[2:], autoPad, false); err != nil {
-		return nil, nil, err
-	}
 	k.g = g
-	outShape := append([]int{k.n, k.m}, g.outSpatial()...)
-	if err := CheckShape(outShape); err != nil {
-		return nil, nil, err
-	}
 	k.inSize, k.outSize, k.kSize = g.inSize(), g.outSize(), g.kSize()
 	k.colRows = k.cg * k.kSize
 	if err := CheckShape([]int{k.outSize, k.colRows}); err != nil {
