@@ -650,19 +650,28 @@ func (f *qdqFuser) fuseBinary(n *Node) *Node {
 		Outputs: []string{c.q}}
 }
 
-func (f *qdqFuser) fuseUnary(n *Node) *Node {
+// oneInOneOut matches a one-output node between a per-tensor
+// DequantizeLinear and a QuantizeLinear of the same type, and marks that
+// QuantizeLinear removed.
+func (f *qdqFuser) oneInOneOut(n *Node) (x, y qval, ok bool) {
 	if len(n.Outputs) != 1 {
-		return nil
+		return x, y, false
 	}
-	x, ok := f.dequantized(n.Input(0))
-	if !ok || !x.perTensor {
-		return nil
+	if x, ok = f.dequantized(n.Input(0)); !ok || !x.perTensor {
+		return x, y, false
 	}
-	y, ok := f.quantized(n.Outputs[0])
-	if !ok || y.dt != x.dt {
-		return nil
+	if y, ok = f.quantized(n.Outputs[0]); !ok || y.dt != x.dt {
+		return x, y, false
 	}
 	f.removed[y.node] = true
+	return x, y, true
+}
+
+func (f *qdqFuser) fuseUnary(n *Node) *Node {
+	x, y, ok := f.oneInOneOut(n)
+	if !ok {
+		return nil
+	}
 	r := &Node{Name: n.Name, OpType: "QLinearLeakyRelu", Domain: msDomain,
 		Inputs: []string{x.q, x.scaleName, x.zpName, y.scaleName, y.zpName}, Outputs: []string{y.q}}
 	switch n.OpType {
@@ -677,18 +686,10 @@ func (f *qdqFuser) fuseUnary(n *Node) *Node {
 }
 
 func (f *qdqFuser) fusePool(n *Node) *Node {
-	if len(n.Outputs) != 1 {
+	x, y, ok := f.oneInOneOut(n)
+	if !ok {
 		return nil
 	}
-	x, ok := f.dequantized(n.Input(0))
-	if !ok || !x.perTensor {
-		return nil
-	}
-	y, ok := f.quantized(n.Outputs[0])
-	if !ok || y.dt != x.dt {
-		return nil
-	}
-	f.removed[y.node] = true
 	r := &Node{Name: n.Name, OpType: "QLinear" + n.OpType, Domain: msDomain,
 		Inputs: []string{x.q, x.scaleName, x.zpName, y.scaleName, y.zpName}, Outputs: []string{y.q}}
 	for k, v := range n.Attrs {
