@@ -45,6 +45,11 @@ func finetuneCommand() *cli.Command {
 			"one and stops; --resume continues from it and ends with the same model as an\n" +
 			"uninterrupted run. A NaN or Inf in the loss or gradients stops the run with an\n" +
 			"error naming the step and the last good checkpoint.\n\n" +
+			"Augmentation (--augment-rotate, --augment-flip, --augment-crop, --augment-translate)\n" +
+			"randomly transforms the training images, with new draws every epoch that depend only\n" +
+			"on --seed, the epoch and the image (validation and test images are never changed); it\n" +
+			"cannot be combined with --cache-frozen. --eval-mode P keeps the BatchNormalization or\n" +
+			"Dropout nodes matching P in inference mode while the rest trains.\n\n" +
 			"Quantisation-aware training (--qat): BatchNormalization is folded into the layers\n" +
 			"before it, the activation ranges are calibrated like `compress quantize` does, on the\n" +
 			"first --qat-calib-batches batches of the training split (in order), and the model trains\n" +
@@ -65,6 +70,9 @@ func finetuneCommand() *cli.Command {
 			"       --optimizer adam --lr 1e-3 --seed 0 --out fashion.onnx\n" +
 			"   compress finetune --model lenet.onnx --data mnist/ --epochs 10 --optimizer sgd --lr 0.05 \\\n" +
 			"       --momentum 0.9 --schedule cosine --val-split 0.1 --patience 3 --out lenet-ft.onnx --plot curves.png\n" +
+			"   compress finetune --model resnet8.onnx --data /usr/share/datasets/fashion-mnist \\\n" +
+			"       --scale 0.00392156862745098 --augment-rotate 10 --augment-translate 2 --eval-mode 'layer1.*' \\\n" +
+			"       --epochs 2 --lr 1e-4 --seed 0 --out resnet8-aug.onnx\n" +
 			"   compress finetune --qat --model resnet8.onnx --data /usr/share/datasets/fashion-mnist \\\n" +
 			"       --scale 0.00392156862745098 --epochs 1 --lr 1e-5 --seed 0 --out resnet8-int8.onnx",
 		Flags: append(trainFlags(),
